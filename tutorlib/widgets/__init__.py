@@ -1,8 +1,11 @@
-"""ipywidgets used across lessons: the live training dashboard (lesson widgets live beside their topic).
+"""ipywidgets shared by lessons: the live training dashboard and lesson 00's training playground.
 
->>> from tutorlib.widgets import TrainingDashboard, in_notebook
+Topic-specific explorers live with their topic (e.g. ``tutorlib.optim.widgets``).
+
+>>> from tutorlib.widgets import TrainingDashboard, in_notebook, training_playground
 """
 
 from tutorlib.widgets.dashboard import TrainingDashboard, in_notebook
+from tutorlib.widgets.playground import run_playground, training_playground
 
-__all__ = ["TrainingDashboard", "in_notebook"]
+__all__ = ["TrainingDashboard", "in_notebook", "training_playground", "run_playground"]

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One entry point for the course.
+#   bash run.sh lab    install everything (first time) and open JupyterLab on lesson 00
+#   bash run.sh test   install everything (first time) and run the whole test suite
+#   bash run.sh install  only install
+# Environment knobs:
+#   VENV=path           where the virtual environment lives (default .venv)
+#   TORCH_INDEX_URL=url install torch from this index, e.g. https://download.pytorch.org/whl/cu128 for a
+#                       CUDA 12.8 build or https://download.pytorch.org/whl/cpu for the small CPU build
+#   TORCH_SPEC=spec     which torch to install otherwise (default torch==2.13.0)
+set -euo pipefail
+cd "$(dirname "$0")"
+what="${1:-lab}"
+VENV="${VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || { echo "Python 3.11 or newer is needed (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating the virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+pip_q() { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@"; }
+
+stamp="$VENV/.tutorlib-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+      echo "installing torch from $TORCH_INDEX_URL"
+      pip_q torch --index-url "$TORCH_INDEX_URL"
+    else
+      echo "installing ${TORCH_SPEC:-torch==2.13.0}"
+      pip_q "${TORCH_SPEC:-torch==2.13.0}"
+    fi
+  fi
+  echo "installing tutorlib and the course's packages (a few minutes the first time)"
+  pip_q -e ".[dev]"
+  touch "$stamp"
+fi
+
+case "$what" in
+  install)
+    "$VENV/bin/tutorlib" doctor ;;
+  lab)
+    exec "$VENV/bin/jupyter" lab notebooks/00_welcome.ipynb ;;
+  test)
+    shift || true
+    export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORLIB_OFFLINE=1 MPLBACKEND=Agg
+    exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@" ;;
+  *)
+    echo "usage: bash run.sh [lab|test|install]" >&2; exit 2 ;;
+esac
