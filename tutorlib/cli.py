@@ -45,14 +45,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     epochs = args.epochs or recipe.epochs
     lr = args.lr or recipe.lr
     batch_size = args.batch_size or recipe.batch_size
-    print(f"tutorlib train {recipe.name}: {len(recipe.train)} train / {len(recipe.val)} val examples, "
-          f"device {device}, precision {args.precision}, {epochs} epochs, lr {lr:g}, batch {batch_size}")
+    from tutorlib.train import is_main_process
+
+    if is_main_process():
+        print(f"tutorlib train {recipe.name}: {len(recipe.train)} train / {len(recipe.val)} val examples, "
+              f"device {device}, precision {args.precision}, {epochs} epochs, lr {lr:g}, batch {batch_size}")
     trainer = Trainer(recipe.model, lr=lr, device=device, precision=args.precision, batch_size=batch_size,
                       seed=args.seed, checkpoint_dir=ckpt_dir, checkpoint_every=args.checkpoint_every,
                       progress=not args.quiet, log=True, **recipe.trainer_kwargs)
     t0 = time.perf_counter()
     history = trainer.fit(recipe.train, recipe.val, epochs=epochs, resume=args.resume)
     seconds = time.perf_counter() - t0
+    if not trainer.is_main:  # under torchrun only rank 0 writes results
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in trainer.unwrapped_model.state_dict().items()}
     save_file(weights, str(out / "model.safetensors"))

@@ -50,7 +50,7 @@ def training_playground(limit: int | None = None):  # noqa: ANN201 - returns an 
 
     from tutorlib.viz import plot_history
 
-    hidden = w.IntSlider(value=64, min=4, max=256, step=4, description="hidden units")
+    hidden = w.IntSlider(value=64, min=4, max=256, step=4, description="hidden units", style={"description_width": "initial"})
     log_lr = w.FloatSlider(value=-2.5, min=-4.0, max=-0.5, step=0.25, description="log10 lr", readout_format=".2f")
     epochs = w.IntSlider(value=3, min=1, max=10, description="epochs")
     button = w.Button(description="Train", button_style="primary", icon="play")

@@ -1,0 +1,86 @@
+"""Execute every lesson notebook (full and/or smoke mode) and record wall time and the kernel's peak memory.
+
+Prints a Markdown table (the README's lesson table is filled from it) and, with --json, writes the
+figures to a file. Usage:
+    python benchmarks/course.py --mode smoke            # the whole course in smoke mode (target ≤ 10 min on 2 cores)
+    python benchmarks/course.py --mode full 00 01       # chosen lessons in full mode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+PEAK_CELL = ("import resource as _r, sys as _s\n"
+             "print('__PEAK_KIB__', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss * (1 if _s.platform != 'darwin' else 1/1024))")
+
+
+def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
+    env_backup = dict(os.environ)
+    os.environ.update({"TUTORLIB_SMOKE": "1" if smoke else "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                       "TUTORLIB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    t0 = time.perf_counter()
+    error = ""
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": tempfile.mkdtemp(prefix="course-")}}).execute()
+    except Exception as exc:  # noqa: BLE001 - report and go on with the next lesson
+        error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    seconds = time.perf_counter() - t0
+    peak = None
+    for o in nb.cells[-1].get("outputs", []):
+        m = re.search(r"__PEAK_KIB__ ([\d.]+)", o.get("text", ""))
+        if m:
+            peak = float(m.group(1)) / 1024
+    return {"lesson": path.stem, "mode": "smoke" if smoke else "full", "seconds": round(seconds, 1),
+            "peak_mib": round(peak) if peak else None, "error": error}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("lessons", nargs="*", help="lesson numbers (default: all in notebooks/)")
+    ap.add_argument("--mode", choices=["smoke", "full", "both"], default="both")
+    ap.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.lessons:
+        paths = [p for p in paths if p.name[:2] in {n.zfill(2) for n in args.lessons}]
+    modes = {"smoke": [True], "full": [False], "both": [True, False]}[args.mode]
+    import torch
+
+    dev = f"CUDA {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "CPU only"
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, {dev}, Python {platform.python_version()}, torch {torch.__version__}")
+    print("\n| lesson | mode | wall time (s) | kernel peak memory (MiB) | status |\n|---|---|---|---|---|", flush=True)
+    results, totals = [], {}
+    for p in paths:
+        for smoke in modes:
+            r = run_lesson(p, smoke, args.timeout)
+            results.append(r)
+            totals[r["mode"]] = totals.get(r["mode"], 0) + r["seconds"]
+            print(f"| {r['lesson']} | {r['mode']} | {r['seconds']} | {r['peak_mib']} | {'ok' if not r['error'] else 'ERROR: ' + r['error']} |", flush=True)
+    for mode, total in totals.items():
+        print(f"\ntotal {mode}: {total:.0f} s ({total / 60:.1f} min)")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": platform.platform(), "results": results}, indent=1))
+    return 1 if any(r["error"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Small helpers that drive JupyterLab through its exposed application object (tests only)."""
+
+from __future__ import annotations
+
+import time
+
+KERNEL_STATUS = "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status ?? 'none'"
+BUSY_PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-InputPrompt'))
+    .filter(p => p.textContent.includes('*')).length"""
+
+
+def open_notebook(page, lab, relpath: str, timeout: float = 180) -> None:
+    page.goto(f"{lab['base']}/lab/tree/{relpath}?token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout * 1000)
+    wait_until(page, lambda: page.evaluate(KERNEL_STATUS) == "idle", timeout, "the kernel to start")
+
+
+def wait_until(page, predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def run_all(page, timeout: float = 300) -> None:
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_timeout(1000)
+    wait_until(page, lambda: page.evaluate(BUSY_PROMPTS) == 0 and page.evaluate(KERNEL_STATUS) == "idle",
+               timeout, "all cells to finish")
+    page.wait_for_timeout(1500)  # let widget views and images render
+
+
+def error_outputs(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
+        "els => els.map(e => e.innerText.slice(0, 500))")
+
+
+def set_cell_source(page, index: int, code: str) -> None:
+    """Replace cell ``index``'s text the way a learner would: click into it, select all, type."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.scroll_into_view_if_needed()
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(code)
+
+
+def run_cell(page, index: int, timeout: float = 120) -> str:
+    """Select cell ``index``, run it (Ctrl+Enter) and return its output text once the kernel is idle again."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    page.evaluate("""(n) => { const nb = window.jupyterapp.shell.currentWidget.content;
+                              nb.activeCellIndex = n; nb.mode = 'command'; }""", index)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell')")
+    page.wait_for_timeout(500)
+    wait_until(page, lambda: page.evaluate(BUSY_PROMPTS) == 0 and page.evaluate(KERNEL_STATUS) == "idle",
+               timeout, f"cell {index} to finish")
+    page.wait_for_timeout(300)
+    return cell.locator(".jp-OutputArea").inner_text()
