@@ -32,7 +32,7 @@ def make_loader(dataset, batch_size, seed, collate=None):
 def hand_loop(build, dataset, epochs, batch_size, lr, device, collate=None):
     seed_everything(0)
     model = build().to(device)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     loader, sampler = make_loader(dataset, batch_size, 0, collate)
     model.train()
     loss = None
@@ -54,7 +54,7 @@ def hand_loop(build, dataset, epochs, batch_size, lr, device, collate=None):
             opt.zero_grad(set_to_none=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return float(loss)
+    return float(loss.detach())
 
 
 def trainer_loop(build, dataset, epochs, batch_size, lr, device, collate=None):

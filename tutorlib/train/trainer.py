@@ -231,17 +231,27 @@ class Trainer:
 
     def backward(self, loss: torch.Tensor) -> None:
         """Backward pass with loss scaling when fp16 is on (for ``manual_optimization`` step functions)."""
-        self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter] | None = None) -> None:
         """Unscale, clip, step and zero one optimizer (for ``manual_optimization`` step functions)."""
         if self.clip_grad_norm is not None:
-            self.scaler.unscale_(optimizer)
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(optimizer)
             params = parameters if parameters is not None else [p for g in optimizer.param_groups for p in g["params"]]
             nn.utils.clip_grad_norm_(list(params), self.clip_grad_norm)
-        self.scaler.step(optimizer)
-        self.scaler.update()
+        self._step(optimizer)
         optimizer.zero_grad(set_to_none=True)
+
+    def _step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler.is_enabled():
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
 
     def _make_loader(self, data: Dataset | DataLoader, train: bool) -> DataLoader:
         if isinstance(data, DataLoader):
@@ -503,13 +513,13 @@ class Trainer:
         if self.manual_optimization:
             self.global_step += 1
             return value
-        self.backward(loss / self.grad_accum)
+        self.backward(loss / self.grad_accum if self.grad_accum > 1 else loss)
         if (i + 1) % self.grad_accum == 0 or i + 1 == n_batches:
             if self.clip_grad_norm is not None:
-                self.scaler.unscale_(self.optimizer)
+                if self.scaler.is_enabled():
+                    self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self._step(self.optimizer)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scheduler is not None:
                 self.scheduler.step()
