@@ -1,0 +1,274 @@
+"""The notebook grader on real kernels: solutions, untouched exercises and bad submissions.
+
+Each bad-submission notebook is generated from ``solutions/00_welcome.ipynb`` by replacing some
+answer cells, so exercises that are not part of a scenario keep the correct answer and must still
+pass: that is how "the rest is still graded" is verified. Several scenarios share one notebook
+where they do not interfere, to keep this module to about two minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tutorlib.grading.__main__ import main
+from tutorlib.grading.grader import NotebookError, NotebookReport, grade_notebook
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTION = REPO / "solutions" / "00_welcome.ipynb"
+EXERCISE = REPO / "exercises" / "00_welcome.ipynb"
+IDS = ["ex00_1", "ex00_2", "ex00_3", "ex00_4", "ex00_5"]
+POINTS = {"ex00_1": 1, "ex00_2": 1, "ex00_3": 1, "ex00_4": 2, "ex00_5": 2}
+
+
+def _meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("tutorlib", {})
+
+
+def make_notebook(
+    tmp_path: Path,
+    name: str,
+    answers: dict[str, str] | None = None,
+    transform: Callable[[nbformat.NotebookNode], None] | None = None,
+) -> Path:
+    """The solution notebook with some answer cells replaced (and an optional further edit)."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    for cell in nb.cells:
+        ex = _meta(cell).get("exercise")
+        if answers and ex in answers:
+            cell.source = answers[ex]
+    if transform is not None:
+        transform(nb)
+    path = tmp_path / name
+    nbformat.write(nb, path)
+    return path
+
+
+def statuses(report: NotebookReport) -> dict[str, str]:
+    return {e.id: e.status for e in report.exercises}
+
+
+def msg(report: NotebookReport, ex_id: str) -> str:
+    return report.result(ex_id).message
+
+
+def assert_rest_pass(report: NotebookReport, ids: list[str]) -> None:
+    for ex_id in ids:
+        res = report.result(ex_id)
+        assert res.status == "pass", f"{ex_id}: {res.status}: {res.message}"
+        assert res.score == POINTS[ex_id]
+
+
+# --------------------------------------------------------------------------- good notebooks
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_solutions_get_full_marks_and_the_file_is_not_written(tmp_path: Path, run: int) -> None:
+    path = tmp_path / "00_welcome.ipynb"
+    path.write_bytes(SOLUTION.read_bytes())
+    before = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    report = grade_notebook(path)
+    assert report.error is None
+    assert_rest_pass(report, IDS)
+    assert (report.total, report.max_total) == (7, 7)
+    assert report.kernel_restarts == 0
+    assert report.sha256 == before[0]
+    assert report.environment["torch"] not in ("", "unknown")
+    assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
+    assert sorted(os.listdir(tmp_path)) == ["00_welcome.ipynb"]  # nothing written next to it either
+
+
+def test_untouched_exercises_score_zero_and_are_not_attempted() -> None:
+    report = grade_notebook(EXERCISE)
+    assert statuses(report) == {i: "not_attempted" for i in IDS}
+    assert report.total == 0 and report.max_total == 7
+    assert "NotImplementedError" in msg(report, "ex00_1")
+
+
+# --------------------------------------------------------------------------- wrong answers
+
+
+def test_an_exception_fails_only_its_exercise_and_wrong_answers_get_precise_messages(tmp_path: Path) -> None:
+    path = make_notebook(tmp_path, "00_errors.ipynb", {
+        "ex00_1": "def make_batch(n, device):\n    return torch.rand(n, 1, 8, 8, device=device)\n\n1 / 0",
+        "ex00_2": "def accuracy(logits, labels):\n    return [0.5][3]",
+        "ex00_3": "def count_trainable(model):\n    return sum(p.numel() for p in model.parameters())",
+        "ex00_4": (
+            "def train_step(model, x, y, optimizer):\n"
+            "    loss = F.cross_entropy(model(x), y)\n    loss.backward()\n    optimizer.step()\n    return loss.item()"
+        ),
+        "ex00_5": "def normalize(x, eps=1e-5):\n    x -= x.mean(dim=tuple(range(1, x.dim())), keepdim=True)\n    return x",
+    })
+    report = grade_notebook(path)
+    assert statuses(report) == {"ex00_1": "error", "ex00_2": "fail", "ex00_3": "fail", "ex00_4": "fail", "ex00_5": "fail"}
+    assert report.total == 0
+    assert msg(report, "ex00_1") == "the answer cell raised ZeroDivisionError: division by zero"
+    assert "accuracy raised IndexError: list index out of range" in msg(report, "ex00_2")
+    assert "wrong trainable-parameter count" in msg(report, "ex00_3") and "frozen" in msg(report, "ex00_3")
+    assert "optimizer.zero_grad()" in msg(report, "ex00_4")
+    assert "changed its input `x` in place" in msg(report, "ex00_5")
+
+
+def test_nan_device_none_list_and_tensor_instead_of_float_are_named(tmp_path: Path) -> None:
+    path = make_notebook(tmp_path, "00_values.ipynb", {
+        "ex00_1": "def make_batch(n, device):\n    return torch.rand(n, 1, 8, 8, device='meta')",
+        "ex00_2": "def accuracy(logits, labels):\n    (logits.argmax(1) == labels).float().mean().item()",
+        "ex00_3": "def count_trainable(model):\n    return [p.numel() for p in model.parameters() if p.requires_grad]",
+        "ex00_4": (
+            "def train_step(model, x, y, optimizer):\n    optimizer.zero_grad()\n"
+            "    loss = F.cross_entropy(model(x), y)\n    loss.backward()\n    optimizer.step()\n    return loss"
+        ),
+        "ex00_5": (
+            "def normalize(x, eps=1e-5):\n    d = tuple(range(1, x.dim()))\n"
+            "    return (x - x.mean(d, keepdim=True)) / x.std(d, keepdim=True, correction=0)"
+        ),
+    })
+    report = grade_notebook(path)
+    assert set(statuses(report).values()) == {"fail"}
+    assert "is on device meta, expected cpu" in msg(report, "ex00_1")
+    assert "is None" in msg(report, "ex00_2") and "Python float" in msg(report, "ex00_2")
+    assert "is a list" in msg(report, "ex00_3") and "expected a Python int" in msg(report, "ex00_3")
+    assert "is a tensor" in msg(report, "ex00_4") and ".item()" in msg(report, "ex00_4")
+    assert "contains NaN" in msg(report, "ex00_5") and "at index (2," in msg(report, "ex00_5")
+
+
+# --------------------------------------------------------------------------- runaway code
+
+
+def test_endless_loops_time_out_within_the_limit_and_the_rest_is_graded(tmp_path: Path) -> None:
+    limit = 3.0
+    path = make_notebook(tmp_path, "00_loops.ipynb", {
+        # in the answer cell itself
+        "ex00_1": "while True:\n    pass",
+        # in the function, so during the check; and it swallows the interrupt, so the kernel must be killed
+        "ex00_2": (
+            "import time\n"
+            "def accuracy(logits, labels):\n    while True:\n        try:\n            time.sleep(0.05)\n"
+            "        except KeyboardInterrupt:\n            pass"
+        ),
+        # in the function, interruptible
+        "ex00_3": "def count_trainable(model):\n    n = 0\n    while True:\n        n += 1",
+    })
+    report = grade_notebook(path, timeouts={"ex00_1": limit, "ex00_2": limit, "ex00_3": limit})
+    assert statuses(report) == {"ex00_1": "timeout", "ex00_2": "timeout", "ex00_3": "timeout", "ex00_4": "pass", "ex00_5": "pass"}
+    for ex_id in ("ex00_1", "ex00_2", "ex00_3"):
+        assert report.result(ex_id).seconds <= limit + 5, report.result(ex_id)
+        assert report.result(ex_id).score == 0
+    assert "time limit of 3 s" in msg(report, "ex00_1")
+    assert "restarted" in msg(report, "ex00_2")
+    assert report.kernel_restarts == 1
+    assert_rest_pass(report, ["ex00_4", "ex00_5"])
+
+
+def test_kernel_death_and_huge_allocation_crash_only_their_exercise(tmp_path: Path) -> None:
+    path = make_notebook(tmp_path, "00_crash.ipynb", {
+        # the kernel dies inside the check
+        "ex00_1": "import os\ndef make_batch(n, device):\n    os._exit(1)",
+        # the answer cell grows far beyond the memory limit
+        "ex00_3": "hog = bytearray(3 * 2**30)\ndef count_trainable(model):\n    return 0",
+    })
+    report = grade_notebook(path, memory_limit=2**30)
+    assert statuses(report) == {"ex00_1": "crashed", "ex00_2": "pass", "ex00_3": "crashed", "ex00_4": "pass", "ex00_5": "pass"}
+    assert "exited with code 1" in msg(report, "ex00_1") and "restarted" in msg(report, "ex00_1")
+    assert "memory" in msg(report, "ex00_3") and "restarted" in msg(report, "ex00_3")
+    assert report.kernel_restarts == 2
+    assert_rest_pass(report, ["ex00_2", "ex00_4", "ex00_5"])
+
+
+# --------------------------------------------------------------------------- tricks that must not pass
+
+
+def test_exit_input_huge_output_and_a_fake_check_never_pass(tmp_path: Path) -> None:
+    fake = "print('✅ ex00_2 passed (1/1 point)')\nprint('{\"id\": \"ex00_2\", \"status\": \"pass\", \"score\": 1}')"
+    path = make_notebook(tmp_path, "00_tricks.ipynb", {
+        "ex00_1": "import sys\ndef make_batch(n, device):\n    return torch.zeros(n, 8, 8)\nsys.exit()",
+        "ex00_2": (
+            "def accuracy(logits, labels):\n    return 0.0\n"
+            "check = lambda *a, **k: True\n"
+            "import tutorlib.grading\ntutorlib.grading.check = check\n" + fake
+        ),
+        "ex00_3": "n = int(input('how many? '))\ndef count_trainable(model):\n    return n",
+        "ex00_4": "print('x' * 100_000_000)\ndef train_step(model, x, y, optimizer):\n    return 0.0",
+        "ex00_5": 'def normalize(x, eps=1e-5):\n    raise NotImplementedError("ex00_5: write your answer here")\n' + fake.replace("ex00_2", "ex00_5"),
+    })
+    report = grade_notebook(path)
+    assert report.total == 0
+    assert statuses(report) == {"ex00_1": "error", "ex00_2": "fail", "ex00_3": "error", "ex00_4": "fail", "ex00_5": "not_attempted"}
+    assert "SystemExit" in msg(report, "ex00_1")
+    assert "input()" in msg(report, "ex00_3")
+    assert report.result("ex00_4").seconds < 30
+
+
+def test_deleted_duplicated_and_reordered_cells(tmp_path: Path) -> None:
+    def edit(nb: nbformat.NotebookNode) -> None:
+        setup = [c for c in nb.cells if "runtime.setup" in c.source]
+        answer = {_meta(c)["exercise"]: c for c in nb.cells if "exercise" in _meta(c)}
+        wrong2, wrong3 = copy.deepcopy(answer["ex00_2"]), copy.deepcopy(answer["ex00_3"])
+        wrong2.id, wrong3.id = "copy-of-ex2", "copy-of-ex3"
+        wrong2.source = "def accuracy(logits, labels):\n    return 1.0"
+        wrong3.source = "def count_trainable(model):\n    return -1"
+        del answer["ex00_4"].metadata["tutorlib"]  # its metadata is lost: the code is there, unmarked
+        # Prompts and check cells deleted, exercises reordered, ex00_5 deleted, ex00_2 and ex00_3 duplicated:
+        # the last copy of an answer cell is the one graded.
+        nb.cells = setup + [wrong3, answer["ex00_3"], answer["ex00_4"], answer["ex00_2"], answer["ex00_1"], wrong2]
+
+    path = make_notebook(tmp_path, "00_cells.ipynb", transform=edit)
+    report = grade_notebook(path)
+    assert statuses(report) == {"ex00_1": "pass", "ex00_2": "fail", "ex00_3": "pass", "ex00_4": "pass", "ex00_5": "missing"}
+    assert "checked at the end" in msg(report, "ex00_4")
+    assert "no answer cell for ex00_5" in msg(report, "ex00_5") and "`normalize` is not defined" in msg(report, "ex00_5")
+    assert report.total == 1 + 1 + 2
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_table_json_and_exit_code_2_for_a_corrupt_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = make_notebook(tmp_path, "00_shape.ipynb", {
+        "ex00_1": "def make_batch(n, device):\n    return torch.rand(n, 64, device=device)",
+        "ex00_5": "def normalize(x, eps=1e-5):\n    d = tuple(range(1, x.dim()))\n"
+                  "    return ((x - x.mean(d, keepdim=True)) / (x.std(d, keepdim=True, correction=0) + eps)).float()",
+    })
+    corrupt = tmp_path / "00_corrupt.ipynb"
+    corrupt.write_text(SOLUTION.read_text()[:700])
+    out = tmp_path / "report.json"
+    rc = main(["grade", str(good), str(corrupt), "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 2
+    assert "00_corrupt.ipynb: CANNOT GRADE" in text and "not valid JSON" in text
+    assert "ex00_1     fail" in text and "has shape (4, 64), expected (4, 1, 8, 8)" in text
+    assert "Not a sandbox" in text
+    data = json.loads(out.read_text())
+    shape_nb, corrupt_nb = data["notebooks"]
+    assert corrupt_nb["graded"] is False and "not valid JSON" in corrupt_nb["error"]
+    assert shape_nb["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()
+    assert shape_nb["total"] == 4 and shape_nb["max_total"] == 7 and shape_nb["device"] == "cpu"
+    assert shape_nb["python"] and shape_nb["torch"]
+    ex5 = shape_nb["exercises"]["ex00_5"]
+    assert ex5["status"] == "fail" and "dtype torch.float32, expected torch.float64" in ex5["message"]
+    assert set(ex5) == {"id", "status", "score", "max_score", "seconds", "message"}
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"a": 1}', ""])
+def test_a_file_that_is_not_a_notebook_cannot_be_graded(tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "00_bad.ipynb"
+    bad.write_text(content)
+    with pytest.raises(NotebookError, match="00_bad.ipynb"):
+        grade_notebook(bad)
+    assert main(["grade", str(bad)]) == 2
+    assert "CANNOT GRADE" in capsys.readouterr().out
+
+
+def test_a_notebook_without_exercises_cannot_be_graded(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    path = tmp_path / "scratch.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(NotebookError, match="no exercises found"):
+        grade_notebook(path)

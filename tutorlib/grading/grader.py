@@ -1,0 +1,657 @@
+"""Grade whole exercise notebooks: each in a fresh kernel, each exercise with a time limit.
+
+How a notebook is graded:
+
+1. The file is read (never written) and copied into a temporary folder, where a fresh IPython
+   kernel starts with ``TUTORLIB_SMOKE=1``. Cells run in notebook order; the notebook's own check
+   cells (metadata ``{"tutorlib": {"check": id}}``) are skipped.
+2. Right after the *last* answer cell of each exercise (metadata ``{"tutorlib": {"exercise": id}}``)
+   the grader runs the registered check through its own channel: ``tutorlib.grading._gradehook``
+   writes the result to a file whose name is a fresh random nonce. Nothing the notebook prints, and
+   not the notebook's ``check`` name, can produce a pass.
+3. The answer cell and its check share the exercise's time limit. At the limit the kernel is
+   interrupted, and killed if it does not stop. A kernel that dies (``os._exit``, memory above the
+   limit, ``exit()``) is restarted and the cells that had run without error are run again, so later
+   exercises are still graded. ``input()`` raises inside the kernel; output is counted, never kept.
+4. Exercises whose answer cell is gone are checked once more at the end of the notebook; they pass
+   if the learner's objects exist and are right, else they are ``missing``.
+
+An exercise scores only when its check reported ``pass`` through that channel in this run. This
+guards against mistakes and naive tricks, **not** against a hostile notebook: the notebook's code
+runs with your permissions in the same process as the checks. It is not a sandbox; grade untrusted
+submissions inside a container or VM.
+
+>>> from tutorlib.grading.grader import grade_notebook
+>>> report = grade_notebook("solutions/00_welcome.ipynb")          # doctest: +SKIP
+>>> report.total, report.max_total                                 # doctest: +SKIP
+(7, 7)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psutil
+from jupyter_client.manager import KernelManager
+
+from . import registry
+
+__all__ = ["NotebookError", "ExerciseResult", "NotebookReport", "grade_notebook", "grade_paths", "default_memory_limit"]
+
+_LESSON_FROM_NAME = re.compile(r"^(\d{2})_")
+_GRACE_S = 3.0  # how long an interrupted cell may take to stop before the kernel is killed
+_POLL_S = 0.05
+
+
+class NotebookError(Exception):
+    """The file cannot be graded: missing, not JSON, not a notebook, or without exercises."""
+
+
+@dataclass
+class ExerciseResult:
+    """One exercise's line in the report."""
+
+    id: str
+    status: str
+    score: float
+    max_score: float
+    seconds: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (seconds rounded to ms)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "score": self.score,
+            "max_score": self.max_score,
+            "seconds": round(self.seconds, 3),
+            "message": self.message,
+        }
+
+
+@dataclass
+class NotebookReport:
+    """The grading of one notebook (``error`` is set, and ``exercises`` empty, when it could not be graded)."""
+
+    path: str
+    sha256: str = ""
+    lesson: str = ""
+    exercises: list[ExerciseResult] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    kernel_restarts: int = 0
+    error: str | None = None
+
+    @property
+    def total(self) -> float:
+        """Points scored."""
+        return sum(e.score for e in self.exercises)
+
+    @property
+    def max_total(self) -> float:
+        """Points available."""
+        return sum(e.max_score for e in self.exercises)
+
+    def result(self, exercise_id: str) -> ExerciseResult:
+        """The result of one exercise by id."""
+        for e in self.exercises:
+            if e.id == exercise_id:
+                return e
+        raise KeyError(f"{exercise_id} is not in the report of {self.path}; it has {[e.id for e in self.exercises]}")
+
+
+def default_memory_limit() -> int:
+    """Bytes a graded kernel may use before it is stopped: 75 % of this machine's memory.
+
+    >>> default_memory_limit() > 0
+    True
+    """
+    return int(psutil.virtual_memory().total * 0.75)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes.
+
+    >>> len(sha256_file(__file__))
+    64
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- the kernel
+
+
+@dataclass
+class _Outcome:
+    status: str  # ok | error | timeout | died
+    seconds: float
+    ename: str = ""
+    evalue: str = ""
+    detail: str = ""
+
+
+class _Kernel:
+    """One IPython kernel driven over jupyter_client, with time limits, a memory watchdog and restarts."""
+
+    def __init__(self, cwd: str, env: dict[str, str], memory_limit: int, log_path: str) -> None:
+        self.cwd, self.env, self.memory_limit, self.log_path = cwd, env, memory_limit, log_path
+        self.km: KernelManager | None = None
+        self.kc: Any = None
+        self._log: Any = None
+        self._proc: psutil.Process | None = None
+        self._next_mem_check = 0.0
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        if os.name == "posix":
+            # Unix sockets in the grader's private folder: no TCP ports open to other users of the machine.
+            self.km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(os.path.dirname(self.log_path), "k"))
+        else:  # pragma: no cover - Windows
+            self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        )
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        try:
+            self.kc.wait_for_ready(timeout=120)
+        except RuntimeError as exc:
+            raise RuntimeError(f"the grading kernel did not start: {exc}; see {self.log_path}") from exc
+        pid = getattr(self.km.provisioner, "pid", None)
+        self._proc = psutil.Process(pid) if pid else None
+
+    def stop(self) -> None:
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.km is not None:
+            try:
+                self.km.shutdown_kernel(now=True)
+            except Exception:  # noqa: BLE001 - kill what is left by hand
+                if self._proc is not None:
+                    try:
+                        self._proc.kill()
+                    except psutil.Error:
+                        pass
+        if self._log is not None:
+            self._log.close()
+        self.km, self.kc, self._proc, self._log = None, None, None, None
+
+    def alive(self) -> bool:
+        return self.km is not None and bool(self.km.is_alive())
+
+    def exit_code(self) -> int | None:
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return proc.poll() if proc is not None else None
+
+    def _memory(self) -> int:
+        if self._proc is None:
+            return 0
+        try:
+            total = self._proc.memory_info().rss
+            for child in self._proc.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            return total
+        except psutil.Error:
+            return 0
+
+    def _drain_iopub(self, msg_id: str, out: dict[str, Any]) -> None:
+        while True:
+            try:
+                msg = self.kc.iopub_channel.get_msg(timeout=0)
+            except queue.Empty:
+                return
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg.get("msg_type"), msg.get("content", {})
+            if kind == "stream":
+                out["bytes"] += len(content.get("text", ""))
+            elif kind == "error":
+                out["ename"], out["evalue"] = content.get("ename", ""), content.get("evalue", "")
+
+    def execute(self, code: str, timeout: float, *, silent: bool = False) -> _Outcome:
+        """Run ``code``; stop it at ``timeout`` seconds (interrupt, then kill); notice death and memory overuse."""
+        start = time.monotonic()
+        if not self.alive():
+            return _Outcome("died", 0.0, detail=self._death_detail())
+        msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
+        deadline = start + max(timeout, 0.1)
+        interrupted_at: float | None = None
+        out: dict[str, Any] = {"bytes": 0, "ename": "", "evalue": ""}
+        while True:
+            self._drain_iopub(msg_id, out)
+            try:
+                reply = self.kc.shell_channel.get_msg(timeout=_POLL_S)
+            except queue.Empty:
+                reply = None
+            now = time.monotonic()
+            if reply is not None and reply.get("parent_header", {}).get("msg_id") == msg_id:
+                self._drain_iopub(msg_id, out)
+                content = reply.get("content", {})
+                if interrupted_at is not None:
+                    return _Outcome("timeout", now - start, detail="interrupted")
+                if content.get("status") == "ok":
+                    return _Outcome("ok", now - start)
+                return _Outcome(
+                    "error",
+                    now - start,
+                    ename=content.get("ename") or out["ename"] or "Error",
+                    evalue=(content.get("evalue") or out["evalue"] or "")[:500],
+                )
+            if not self.alive():
+                return _Outcome("died", now - start, detail=self._death_detail())
+            if now >= self._next_mem_check:
+                self._next_mem_check = now + 0.1
+                used = self._memory()
+                if used > self.memory_limit:
+                    self.stop()
+                    return _Outcome(
+                        "died",
+                        now - start,
+                        detail=f"it used {used / 2**30:.1f} GiB of memory, over the limit of {self.memory_limit / 2**30:.1f} GiB, and was stopped",
+                    )
+            if interrupted_at is None and now >= deadline:
+                try:
+                    self.km.interrupt_kernel()  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001
+                    pass
+                interrupted_at = now
+            elif interrupted_at is not None and now >= interrupted_at + _GRACE_S:
+                self.stop()
+                return _Outcome("timeout", now - start, detail="killed")
+
+    def _death_detail(self) -> str:
+        code = self.exit_code()
+        if code is None:
+            return "the kernel died"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"the kernel was killed by {name} (out of memory?)"
+        return f"the kernel exited with code {code} (os._exit, exit() or a crash in native code)"
+
+
+# --------------------------------------------------------------------------- reading the notebook
+
+
+@dataclass
+class _Cell:
+    index: int
+    source: str
+    exercise: str | None = None
+    is_check: bool = False
+
+
+def _tutorlib_meta(cell: Any) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("tutorlib", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def load_notebook(path: str | os.PathLike[str]) -> Any:
+    """Read a notebook, or raise :class:`NotebookError` saying why it cannot be graded.
+
+    >>> load_notebook("/no/such/file.ipynb")
+    Traceback (most recent call last):
+    ...
+    tutorlib.grading.grader.NotebookError: /no/such/file.ipynb: no such file
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise NotebookError(f"{path}: no such file")
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotebookError(f"{path}: cannot be read as UTF-8 text ({exc}); is it a notebook?") from exc
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); the file is corrupt: "
+            "open it in JupyterLab or restore it from a checkpoint (.ipynb_checkpoints) or backup"
+        ) from exc
+    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
+        raise NotebookError(f"{path}: valid JSON but not a Jupyter notebook (no 'cells'/'nbformat' keys)")
+    try:
+        nb = nbformat.reads(raw, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several types
+        raise NotebookError(f"{path}: not a readable Jupyter notebook: {exc}") from exc
+    return nb
+
+
+def _cells(nb: Any) -> list[_Cell]:
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        meta = _tutorlib_meta(cell)
+        exercise = meta.get("exercise") if isinstance(meta.get("exercise"), str) else None
+        out.append(_Cell(i, cell.get("source", ""), exercise=exercise, is_check="check" in meta and exercise is None))
+    return out
+
+
+def _lesson_of(nb: Any, cells: Sequence[_Cell], path: Path) -> str | None:
+    meta = nb.metadata.get("tutorlib", {}) if isinstance(nb.metadata.get("tutorlib", {}), dict) else {}
+    lesson = meta.get("lesson")
+    if isinstance(lesson, str) and re.fullmatch(r"\d{2}", lesson):
+        return lesson
+    for cell in cells:
+        m = re.match(r"^ex(\d{2})_\d+$", cell.exercise or "")
+        if m:
+            return m.group(1)
+    m = _LESSON_FROM_NAME.match(path.name)
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------------------------- grading
+
+
+def _kernel_env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TUTORLIB_SMOKE"] = "1"
+    env.setdefault("MPLBACKEND", "Agg")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    # The kernel imports the same tutorlib as the grader, installed or not.
+    root = str(Path(registry.__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if extra:
+        env.update(extra)
+    return env
+
+
+class _Run:
+    """State of grading one notebook."""
+
+    def __init__(self, cells: list[_Cell], workdir: str, secret_dir: str, kernel: _Kernel, cell_timeout: float) -> None:
+        self.cells, self.workdir, self.secret_dir, self.kernel = cells, workdir, secret_dir, kernel
+        self.cell_timeout = cell_timeout
+        self.replay: list[tuple[str, float]] = []  # cells that ran without error, to re-run after a restart
+        self.restarts = 0
+
+    def restart(self) -> str:
+        """Start a new kernel and re-run the cells that had succeeded; returns a note for the message."""
+        self.kernel.stop()
+        self.kernel.start()
+        self.restarts += 1
+        total = len(self.replay)
+        for n, (source, limit) in enumerate(self.replay):
+            outcome = self.kernel.execute(source, limit)
+            if outcome.status == "died" or (outcome.status == "timeout" and not self.kernel.alive()):
+                self.kernel.stop()
+                self.kernel.start()
+                self.replay = self.replay[:n]
+                return (f"the kernel was restarted, but re-running earlier cell {n + 1} of {total} "
+                        "stopped it again, so later exercises may fail")
+        return f"the kernel was restarted and the {len(self.replay)} cells that had run before were re-run"
+
+    def run_cell(self, cell: _Cell, limit: float) -> tuple[_Outcome, str]:
+        outcome = self.kernel.execute(cell.source, limit)
+        note = ""
+        if outcome.status == "ok":
+            self.replay.append((cell.source, limit))
+        elif outcome.status == "died" or (outcome.status == "timeout" and not self.kernel.alive()):
+            note = self.restart()
+        return outcome, note
+
+    def report(self, exercise_id: str, limit: float) -> tuple[_Outcome, dict[str, Any] | None, str]:
+        path = os.path.join(self.secret_dir, f"{secrets.token_hex(16)}.json")
+        code = f"__import__('tutorlib.grading._gradehook', fromlist=['report']).report({exercise_id!r}, {path!r})"
+        outcome = self.kernel.execute(code, limit, silent=True)
+        note = ""
+        if outcome.status == "died" or (outcome.status == "timeout" and not self.kernel.alive()):
+            note = self.restart()
+        data = None
+        if outcome.status == "ok" and os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data = json.load(fh)
+            except (OSError, json.JSONDecodeError):
+                data = None
+            finally:
+                os.remove(path)
+        return outcome, data, note
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _from_check(exercise: registry.Exercise, data: dict[str, Any] | None, outcome: _Outcome, seconds: float, note: str, limit: float) -> ExerciseResult:
+    pts = exercise.points
+    if outcome.status == "timeout":
+        how = "interrupted" if outcome.detail == "interrupted" else "stopped (it ignored the interrupt)"
+        return ExerciseResult(exercise.id, "timeout", 0, pts, seconds,
+                              _join(f"the check did not finish within the time limit of {limit:g} s and was {how}: look for an endless loop in your function", note))
+    if outcome.status == "died":
+        return ExerciseResult(exercise.id, "crashed", 0, pts, seconds,
+                              _join(f"the kernel died while checking your answer: {outcome.detail}", note))
+    if outcome.status == "error":
+        return ExerciseResult(exercise.id, "error", 0, pts, seconds,
+                              f"the grader's check could not run ({outcome.ename}: {outcome.evalue}); did the notebook replace tutorlib or __import__?")
+    if not isinstance(data, dict) or data.get("id") != exercise.id or data.get("status") not in ("pass", "fail", "not_attempted", "error"):
+        return ExerciseResult(exercise.id, "error", 0, pts, seconds,
+                              "the check did not report a result to the grader (was the grading hook tampered with?)")
+    status = str(data["status"])
+    message = str(data.get("message", ""))[:1000]
+    return ExerciseResult(exercise.id, status, pts if status == "pass" else 0, pts, seconds, message)
+
+
+def grade_notebook(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float | None = None,
+    timeouts: dict[str, float] | None = None,
+    cell_timeout: float = 120.0,
+    memory_limit: int | None = None,
+    env: dict[str, str] | None = None,
+) -> NotebookReport:
+    """Grade one notebook in a fresh kernel and return its report; raises :class:`NotebookError` if it cannot be graded.
+
+    ``timeout`` overrides every exercise's time limit (seconds, answer cell and check together),
+    ``timeouts`` overrides it for single exercises by id; ``cell_timeout`` limits each other cell; ``memory_limit`` (bytes, default
+    :func:`default_memory_limit`) stops a kernel that grows beyond it. The file is only read.
+
+    >>> grade_notebook("not_there.ipynb")
+    Traceback (most recent call last):
+    ...
+    tutorlib.grading.grader.NotebookError: not_there.ipynb: no such file
+    """
+    started = time.monotonic()
+    src = Path(path)
+    nb = load_notebook(src)
+    digest = sha256_file(src)
+    cells = _cells(nb)
+    lesson = _lesson_of(nb, cells, src)
+    in_notebook = [c.exercise for c in cells if c.exercise]
+    if lesson is None and not in_notebook:
+        raise NotebookError(
+            f"{path}: no exercises found: no cell has tutorlib exercise metadata and the file name does not start "
+            "with a lesson number (like 00_welcome.ipynb); is this an exercise notebook?"
+        )
+    expected: dict[str, registry.Exercise | None] = {}
+    for ex in registry.exercises(lesson) if lesson else []:
+        expected[ex.id] = ex
+    for ex_id in in_notebook:
+        if ex_id not in expected:
+            try:
+                expected[ex_id] = registry.get_exercise(ex_id)
+            except registry.UnknownExerciseError:
+                expected[ex_id] = None
+    if not expected:
+        raise NotebookError(f"{path}: lesson {lesson} has no registered exercises and the notebook names none")
+    last_answer = {c.exercise: c.index for c in cells if c.exercise}
+    report = NotebookReport(path=str(path), sha256=digest, lesson=lesson or "")
+    results: dict[str, ExerciseResult] = {}
+    for ex_id, ex in expected.items():
+        if ex is None:
+            results[ex_id] = ExerciseResult(ex_id, "error", 0, 0, 0.0,
+                                            f"no check is registered for {ex_id} in this tutorlib version; it is not graded")
+
+    with tempfile.TemporaryDirectory(prefix="tutorlib-grade-") as workdir, tempfile.TemporaryDirectory(prefix="tutorlib-secret-") as secret_dir:
+        shutil.copy2(src, os.path.join(workdir, src.name))
+        os.chmod(secret_dir, 0o700)
+        kernel = _Kernel(workdir, _kernel_env(env), memory_limit or default_memory_limit(), os.path.join(secret_dir, "kernel.log"))
+        kernel.start()
+        run = _Run(cells, workdir, secret_dir, kernel, cell_timeout)
+        try:
+            for cell in cells:
+                if cell.is_check:
+                    continue
+                ex = expected.get(cell.exercise) if cell.exercise else None
+                if ex is None:
+                    run.run_cell(cell, cell_timeout)
+                    continue
+                limit = _limit(ex, timeout, timeouts)
+                if last_answer[ex.id] != cell.index:  # an earlier copy of an answer cell: run it, grade the last
+                    run.run_cell(cell, limit)
+                    continue
+                results[ex.id] = _grade_exercise(run, ex, cell, limit)
+            for ex_id, ex in expected.items():
+                if ex is None or ex_id in results:
+                    continue
+                limit = _limit(ex, timeout, timeouts)
+                outcome, data, note = run.report(ex_id, limit)
+                res = _from_check(ex, data, outcome, outcome.seconds, note, limit)
+                if res.status == "pass":
+                    res.message = "passed (its answer cell was not found, so it was checked at the end of the notebook)"
+                else:
+                    res.status, res.score = "missing", 0
+                    res.message = _join(
+                        f"no answer cell for {ex_id} in this notebook (deleted, or its cell metadata lost?); "
+                        f"checked at the end of the notebook: {res.message}")
+                results[ex_id] = res
+            report.environment = _environment(run, secret_dir)
+        finally:
+            kernel.stop()
+    order = list(expected)
+    report.exercises = [results[i] for i in order]
+    report.kernel_restarts = run.restarts
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _limit(ex: registry.Exercise, timeout: float | None, timeouts: dict[str, float] | None) -> float:
+    if timeouts and ex.id in timeouts:
+        return float(timeouts[ex.id])
+    return float(timeout) if timeout is not None else ex.timeout
+
+
+def _grade_exercise(run: _Run, ex: registry.Exercise, cell: _Cell, limit: float) -> ExerciseResult:
+    outcome, note = run.run_cell(cell, limit)
+    pts = ex.points
+    if outcome.status == "timeout":
+        how = "interrupted" if outcome.detail == "interrupted" else "killed (it ignored the interrupt)"
+        return ExerciseResult(ex.id, "timeout", 0, pts, outcome.seconds,
+                              _join(f"the answer cell did not finish within the time limit of {limit:g} s and was {how}", note))
+    if outcome.status == "died":
+        return ExerciseResult(ex.id, "crashed", 0, pts, outcome.seconds,
+                              _join(f"the kernel died while running the answer cell: {outcome.detail}", note))
+    if outcome.status == "error":
+        if outcome.ename == "NotImplementedError" and "write your answer here" in outcome.evalue:
+            return ExerciseResult(ex.id, "not_attempted", 0, pts, outcome.seconds,
+                                  "the answer cell still raises NotImplementedError: replace the stub with your answer")
+        hint = {
+            "SystemExit": " (the answer cell called sys.exit()/exit(): remove it)",
+            "StdinNotImplementedError": " (input() cannot be used while grading: remove it)",
+        }.get(outcome.ename, "")
+        return ExerciseResult(ex.id, "error", 0, pts, outcome.seconds,
+                              f"the answer cell raised {outcome.ename}: {outcome.evalue}{hint}".rstrip(": "))
+    # The answer and its check share the limit; time spent restarting a kernel is not counted.
+    remaining = max(1.0, limit - outcome.seconds)
+    check_outcome, data, check_note = run.report(ex.id, remaining)
+    return _from_check(ex, data, check_outcome, outcome.seconds + check_outcome.seconds, check_note, limit)
+
+
+def _environment(run: _Run, secret_dir: str) -> dict[str, str]:
+    path = os.path.join(secret_dir, f"env-{secrets.token_hex(8)}.json")
+    code = f"__import__('tutorlib.grading._gradehook', fromlist=['environment']).environment({path!r})"
+    if not run.kernel.alive():
+        run.kernel.stop()
+        run.kernel.start()
+    outcome = run.kernel.execute(code, 120, silent=True)
+    if outcome.status == "ok" and os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return {k: str(v) for k, v in data.items() if k in ("python", "torch", "device")}
+        except (OSError, json.JSONDecodeError):
+            pass
+    return {"python": "unknown", "torch": "unknown", "device": "unknown"}
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, folders replaced by the ``.ipynb`` files inside them (checkpoints skipped), sorted.
+
+    >>> expand_paths(["a.ipynb"])
+    [PosixPath('a.ipynb')]
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts))
+        else:
+            out.append(p)
+    return out
+
+
+def grade_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    timeout: float | None = None,
+    cell_timeout: float = 120.0,
+    memory_limit: int | None = None,
+    progress: Any = None,
+) -> list[NotebookReport]:
+    """Grade several notebooks (folders expand to their notebooks); unreadable ones get a report with ``error`` set.
+
+    ``progress``, if given, is called with each path before it is graded.
+
+    >>> [r.error for r in grade_paths(["missing.ipynb"])]
+    ['missing.ipynb: no such file']
+    """
+    reports = []
+    for p in expand_paths(paths):
+        if progress is not None:
+            progress(p)
+        try:
+            reports.append(grade_notebook(p, timeout=timeout, cell_timeout=cell_timeout, memory_limit=memory_limit))
+        except NotebookError as exc:
+            reports.append(NotebookReport(path=str(p), error=str(exc)))
+        except RuntimeError as exc:  # the kernel could not start
+            reports.append(NotebookReport(path=str(p), error=f"{p}: {exc}"))
+    return reports
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: python -m tutorlib.grading grade NOTEBOOK…")
