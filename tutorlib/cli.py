@@ -120,13 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
-    try:
-        from tutorlib.grading.cli import add_build_parser, add_grade_parser
+    from tutorlib.grading.cli import add_build_parser, add_grade_parser
 
-        add_grade_parser(sub)
-        add_build_parser(sub)
-    except ImportError:  # pragma: no cover - grading is part of the package; guard for partial installs
-        pass
+    add_grade_parser(sub)
+    add_build_parser(sub)
 
     p = sub.add_parser("bench", help="run a benchmark script from the checkout's benchmarks/ folder",
                        description="Run benchmarks/NAME.py (prints a table). Without NAME, list them.")
