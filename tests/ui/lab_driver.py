@@ -48,14 +48,21 @@ def set_cell_source(page, index: int, code: str) -> None:
     page.keyboard.insert_text(code)
 
 
-def run_cell(page, index: int, timeout: float = 120) -> str:
-    """Select cell ``index``, run it (Ctrl+Enter) and return its output text once the kernel is idle again."""
+def run_cell(page, index: int, timeout: float = 180) -> str:
+    """Select cell ``index``, run it and return its output text once it has a new execution count."""
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    before = prompt.inner_text()
     page.evaluate("""(n) => { const nb = window.jupyterapp.shell.currentWidget.content;
                               nb.activeCellIndex = n; nb.mode = 'command'; }""", index)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell')")
-    page.wait_for_timeout(500)
-    wait_until(page, lambda: page.evaluate(BUSY_PROMPTS) == 0 and page.evaluate(KERNEL_STATUS) == "idle",
-               timeout, f"cell {index} to finish")
+
+    def finished() -> bool:
+        text = prompt.inner_text()
+        return text != before and "*" not in text and any(ch.isdigit() for ch in text) \
+            and page.evaluate(KERNEL_STATUS) == "idle"
+
+    wait_until(page, finished, timeout, f"cell {index} to finish")
     page.wait_for_timeout(300)
-    return cell.locator(".jp-OutputArea").inner_text()
+    outputs = cell.locator(".jp-OutputArea-output")
+    return "\n".join(outputs.nth(i).inner_text() for i in range(outputs.count()))
