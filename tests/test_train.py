@@ -50,6 +50,20 @@ def test_grad_accumulation_equals_large_batch():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_grad_accumulation_with_ragged_last_group_equals_large_batch():
+    ds = load_digits("train", limit=100)  # 100 = 3 groups of 32 + a ragged group of 4
+
+    def run(**kw):
+        torch.manual_seed(0)
+        m = MLP(64, [32], 10)
+        Trainer(m, torch.optim.SGD(m.parameters(), lr=0.1), shuffle=False, **quiet(**kw)).fit(ds, epochs=1)
+        return m
+
+    big, accum = run(batch_size=32), run(batch_size=8, grad_accum=4)
+    for a, b in zip(big.parameters(), accum.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_scheduler_factory_steps_per_optimizer_step():
     m = MLP(64, [16], 10)
     sched = lambda opt, total: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total)  # noqa: E731

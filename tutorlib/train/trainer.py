@@ -190,6 +190,7 @@ class Trainer:
         self.is_main = self.dist.rank == 0
         self.progress = progress and self.is_main
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16" and self.device.type == "cuda")
+        self._micro_sizes: list[int] = []
         self.global_step = 0
         self.total_steps = 0
         self.epoch = 0
@@ -449,6 +450,8 @@ class Trainer:
             for epoch in range(start_epoch, epochs):
                 self.epoch = epoch
                 loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
+                if self.grad_accum > 1:  # sizes of this epoch's micro-batches, to weight a ragged last group
+                    self._micro_sizes = [len(b) for b in loader.batch_sampler]  # type: ignore[union-attr]
                 for cb in self.callbacks:
                     cb.on_epoch_start(self, epoch)
                 t0 = time.perf_counter()
@@ -513,7 +516,13 @@ class Trainer:
         if self.manual_optimization:
             self.global_step += 1
             return value
-        self.backward(loss / self.grad_accum if self.grad_accum > 1 else loss)
+        if self.grad_accum > 1:
+            # Weight each micro-batch by its share of the examples in its accumulation group, so a group
+            # equals one large batch even when the epoch's last group is ragged.
+            start = (i // self.grad_accum) * self.grad_accum
+            group = self._micro_sizes[start : start + self.grad_accum]
+            loss = loss * (self._micro_sizes[i] / sum(group))
+        self.backward(loss)
         if (i + 1) % self.grad_accum == 0 or i + 1 == n_batches:
             if self.clip_grad_norm is not None:
                 if self.scaler.is_enabled():
