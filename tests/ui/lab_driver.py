@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 KERNEL_STATUS = "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status ?? 'none'"
 BUSY_PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-InputPrompt'))
@@ -10,9 +11,14 @@ BUSY_PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-I
 
 
 def open_notebook(page, lab, relpath: str, timeout: float = 180) -> None:
-    page.goto(f"{lab['base']}/lab/tree/{relpath}?token={lab['token']}")
+    # A fresh, reset workspace per page: otherwise JupyterLab restores the notebooks an earlier test opened,
+    # and their (hidden) cells would be matched by the cell locators below.
+    workspace = uuid.uuid4().hex[:12]
+    page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{relpath}?reset&token={lab['token']}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout * 1000)
     wait_until(page, lambda: page.evaluate(KERNEL_STATUS) == "idle", timeout, "the kernel to start")
+    open_count = page.locator(".jp-Notebook").count()
+    assert open_count == 1, f"expected only {relpath} open, found {open_count} notebooks in the page"
 
 
 def wait_until(page, predicate, timeout: float, what: str) -> None:

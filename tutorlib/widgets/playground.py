@@ -56,13 +56,15 @@ def training_playground(limit: int | None = None):  # noqa: ANN201 - returns an 
     button = w.Button(description="Train", button_style="primary", icon="play")
     status = w.HTML("Press <b>Train</b> to train a digits MLP with these settings.")
     out = w.Output()
+    runs = [0]
 
     def on_click(_: Any = None) -> None:
         button.disabled = True
-        status.value = "training…"
+        runs[0] += 1
+        status.value = f"run {runs[0]}: training…"
         try:
             r = run_playground(hidden.value, 10 ** log_lr.value, epochs.value, limit=limit)
-            status.value = (f"hidden={hidden.value}, lr={10 ** log_lr.value:.2g}, epochs={epochs.value}: "
+            status.value = (f"run {runs[0]}: hidden={hidden.value}, lr={10 ** log_lr.value:.2g}, epochs={epochs.value}: "
                             f"<b>val accuracy {r['val_accuracy']:.1%}</b>, val loss {r['val_loss']:.3f}")
             with out:
                 clear_output(wait=True)
