@@ -49,3 +49,12 @@ def test_doctor_exit_code(capsys):
 def test_bench_lists_scripts(repo_root, capsys):
     assert main(["bench", "--root", str(repo_root)]) == 0
     assert "trainer_overhead" in capsys.readouterr().out
+
+
+def test_every_documented_command_is_wired(capsys):
+    """The README's commands exist on the one `tutorlib` entry point and print their usage."""
+    for command in ("doctor", "train", "finetune", "predict", "grade", "build-exercises", "bench"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert f"tutorlib {command}" in capsys.readouterr().out

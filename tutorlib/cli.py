@@ -1,4 +1,4 @@
-"""The ``tutorlib`` command (also ``python -m tutorlib``): doctor, train, grade, build-exercises, bench.
+"""The ``tutorlib`` command (also ``python -m tutorlib``): doctor, train, finetune, predict, grade, build-exercises, bench.
 
 >>> from tutorlib.cli import main
 >>> main(["train", "--help"])  # doctest: +SKIP
@@ -86,6 +86,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(folder / f"{args.name}.py"), *args.args])
 
 
+def _add_finetune_parsers(sub: argparse._SubParsersAction) -> None:
+    from tutorlib.finetune.cli import add_finetune_parser, add_predict_parser
+
+    add_finetune_parser(sub)
+    add_predict_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``tutorlib`` command.
 
@@ -124,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_grade_parser(sub)
     add_build_parser(sub)
+    _add_finetune_parsers(sub)
 
     p = sub.add_parser("bench", help="run a benchmark script from the checkout's benchmarks/ folder",
                        description="Run benchmarks/NAME.py (prints a table). Without NAME, list them.")
