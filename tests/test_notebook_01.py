@@ -1,0 +1,20 @@
+"""Lesson 01 (optimizers & schedules) runs end to end in smoke mode and shows what it claims."""
+
+from __future__ import annotations
+
+import re
+
+from notebook_runner import ROOT, outputs_of, run_notebook
+
+
+def test_lesson_01_runs_and_shows_its_results() -> None:
+    nb = run_notebook(ROOT / "notebooks" / "01_optimizers.ipynb", timeout=600)
+    text = "".join(o.get("text", "") for o in outputs_of(nb, "stream"))
+    figures = [o for o in outputs_of(nb) if "image/png" in o.get("data", {})]
+    widgets = [o for o in outputs_of(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(figures) >= 10, f"expected the lesson's plots, got {len(figures)}"
+    assert len(widgets) >= 2  # trajectory explorer and schedule explorer (plus progress bars)
+    diffs = [float(x) for x in re.findall(r"largest weight difference is ([0-9.e+-]+)", text)]
+    assert len(diffs) == 3 and max(diffs) < 1e-4, f"from-scratch optimizers differ from torch.optim: {diffs}"
+    for section in ("suggested lr", "best lr per batch size", "search, best after the budget", "MiniLM fine-tune"):
+        assert section in text, f"missing output: {section!r}"

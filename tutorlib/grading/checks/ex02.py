@@ -1,0 +1,252 @@
+"""Checks for lesson 02 (regularization): L1 penalty, dropout, image shift, label smoothing, a dropout sweep, reading curves.
+
+Each check compares the learner's code with :mod:`tutorlib.regularize` on inputs from the check's own
+generator (random-number checks seed torch inside the check; the learner's state is restored).
+
+>>> import torch
+>>> from tutorlib.regularize import shift_image
+>>> shift_image(torch.eye(3)[None], 1, 0)[0].tolist()
+[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tutorlib.regularize import l1_penalty, shift_image, smooth_targets
+
+from ..compare import CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor
+from ..registry import CheckContext, register
+
+__all__: list[str] = []
+
+
+def _model(ctx: CheckContext) -> nn.Module:
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 4))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=ctx.generator) * 0.5)
+    return model.to(ctx.device)
+
+
+@register("ex02_1", points=1, timeout=60)
+def check_l1_penalty(ctx: CheckContext) -> str:
+    """``l1_penalty(model)``: Σ|w| over weight matrices/kernels only, as a tensor that gradients flow through."""
+    fn = ctx.function("l1_penalty")
+    model = _model(ctx)
+    out = call_safely(fn, model, name="l1_penalty", mutable=(0,))
+    what = "the result of l1_penalty(model)"
+    if isinstance(out, (int, float)):
+        raise CheckFailed(f"{what} is a Python {type(out).__name__}: return the tensor (no .item()), so that "
+                          "loss + l1 * penalty can be back-propagated")
+    expect_tensor(out, what, device=ctx.device)
+    if out.numel() != 1:
+        raise CheckFailed(f"{what} has shape {tuple(out.shape)}, expected a single number: sum over all values")
+    expect_finite(out, what)
+    want = l1_penalty(model).detach()
+    everything = float(sum(p.detach().abs().sum() for p in model.parameters()))
+    got = float(out.detach())
+    hint = ""
+    if abs(got - everything) < 1e-4 * everything:
+        hint = ("you penalised biases and BatchNorm parameters too: only tensors with more than one dimension "
+                "(p.dim() > 1) are weights")
+    elif abs(got - float(want) / sum(p.numel() for p in model.parameters() if p.dim() > 1)) < 1e-6:
+        hint = "you averaged: the penalty is the sum of absolute values, not the mean"
+    expect_close(out.detach().reshape(()), want, what, atol=1e-4, rtol=1e-5, hint=hint or "sum p.abs().sum() over p with p.dim() > 1")
+    if not out.requires_grad:
+        raise CheckFailed(f"{what} does not require a gradient: compute it from the parameters with torch operations "
+                          "(no .item(), .detach() or torch.no_grad())")
+    model.zero_grad()
+    out.reshape(()).backward()
+    for name, p in model.named_parameters():
+        if p.dim() > 1:
+            if p.grad is None:
+                raise CheckFailed(f"no gradient reached {name}: build the penalty from the model's parameters")
+            expect_close(p.grad, torch.sign(p.detach()), f"the gradient of the penalty with respect to {name}", atol=1e-6)
+    return "sum of |w| over the weight tensors, differentiable"
+
+
+@register("ex02_2", points=2, timeout=60)
+def check_dropout(ctx: CheckContext) -> str:
+    """``dropout(x, p, training=True)``: inverted dropout with torch's generator; identity in evaluation."""
+    fn = ctx.function("dropout")
+    x = ctx.randn(6, 9)
+    for label, kwargs in (("training=False", {"p": 0.5, "training": False}), ("p=0", {"p": 0.0, "training": True})):
+        out = call_safely(fn, x, name="dropout", **kwargs)
+        expect_tensor(out, f"dropout(x, {label})", shape=x.shape, dtype=x.dtype, device=x.device)
+        expect_close(out, x, f"dropout(x, {label})", atol=0, rtol=0,
+                     hint="when not training (or p == 0) dropout must return the input values unchanged")
+    ones = torch.ones(200, 100, device=ctx.device)
+    torch.manual_seed(1)  # run_check restores the learner's random state afterwards
+    out = call_safely(fn, ones, 0.3, name="dropout")
+    expect_tensor(out, "dropout(ones, 0.3)", shape=ones.shape, dtype=ones.dtype, device=ones.device)
+    expect_finite(out, "dropout(ones, 0.3)")
+    zero_share = float((out == 0).float().mean())
+    if abs(zero_share - 0.7) < 0.03:
+        raise CheckFailed(f"dropout(ones, p=0.3) zeroed {zero_share:.1%} of the values: p is the probability to DROP "
+                          "a value, so keep a value when torch.rand(...) >= p")
+    if abs(zero_share - 0.3) > 0.03:
+        raise CheckFailed(f"dropout(ones, p=0.3) zeroed {zero_share:.1%} of the values, expected about 30%: "
+                          "draw an independent torch.rand(...) value for every element and zero it with probability p")
+    kept = out[out != 0]
+    if torch.allclose(kept, torch.ones_like(kept)):
+        raise CheckFailed("the values dropout keeps are unchanged: divide them by (1 - p) so the expected value "
+                          "stays the same and evaluation needs no rescaling (inverted dropout)")
+    expect_close(kept, torch.full_like(kept, 1 / 0.7), "the kept values of dropout(ones, 0.3)", atol=1e-5,
+                 hint="keep each value with probability 1 - p and scale it by 1 / (1 - p)")
+    z = ctx.randn(50, 40, dtype=torch.float64)
+    torch.manual_seed(2)
+    out = call_safely(fn, z, 0.5, name="dropout")
+    expect_tensor(out, "dropout(x, 0.5) for a float64 x", shape=z.shape, dtype=z.dtype, device=z.device)
+    mask = out != 0
+    expect_close(out[mask], z[mask] * 2, "the kept values of dropout(x, 0.5)", atol=1e-9,
+                 hint="each kept value is x / (1 - p), at the same position")
+    torch.manual_seed(3)
+    first = call_safely(fn, z, 0.5, name="dropout")
+    torch.manual_seed(3)
+    second = call_safely(fn, z, 0.5, name="dropout")
+    if not torch.equal(first, second):
+        raise CheckFailed("dropout gives different masks after the same torch.manual_seed(...): draw the mask with "
+                          "torch's generator (torch.rand), not Python's random or NumPy")
+    third = call_safely(fn, z, 0.5, name="dropout")
+    if torch.equal(second, third):
+        raise CheckFailed("two calls in a row gave the same mask: draw a new random mask on every call")
+    out = call_safely(fn, ones[:4], 1.0, name="dropout")
+    expect_finite(out, "dropout(x, p=1.0)")
+    if out.abs().max() != 0:
+        raise CheckFailed("dropout(x, p=1.0) should drop everything (all zeros)")
+    return "inverted dropout: ~p of the values zeroed, the rest scaled by 1/(1-p), identity in evaluation"
+
+
+@register("ex02_3", points=1, timeout=60)
+def check_shift_image(ctx: CheckContext) -> str:
+    """``shift_image(x, dx, dy)``: move right/down by whole pixels, zero fill, works on (C,H,W) and (B,C,H,W)."""
+    fn = ctx.function("shift_image")
+    img = ctx.randn(1, 8, 8).abs()
+    batch = ctx.randn(3, 1, 8, 8).abs()
+    for x, label in ((img, "an image (1, 8, 8)"), (batch, "a batch (3, 1, 8, 8)")):
+        for dx, dy in ((1, 0), (0, 1), (-2, 3), (3, -1), (0, 0), (-1, -1), (9, 0), (0, -8)):
+            call = f"shift_image(x, dx={dx}, dy={dy}) for {label}"
+            out = call_safely(fn, x, dx, dy, name="shift_image")
+            expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype, device=x.device)
+            want = shift_image(x, dx, dy)
+            hint = ""
+            rolled = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+            if out.shape == want.shape and torch.allclose(out, rolled) and not torch.allclose(want, rolled):
+                hint = "torch.roll wraps pixels around to the other side: fill the uncovered rows/columns with 0 instead"
+            elif out.shape == want.shape and torch.allclose(out, shift_image(x, dy, dx)) and dx != dy:
+                hint = "dx moves along the width (last dimension, to the right), dy along the height (down)"
+            elif out.shape == want.shape and torch.allclose(out, shift_image(x, -dx, -dy)) and (dx or dy):
+                hint = "positive dx moves the content to the right, positive dy moves it down"
+            expect_close(out, want, f"the result of {call}", atol=1e-6, hint=hint)
+    return "shifts with zero fill, on single images and batches"
+
+
+@register("ex02_4", points=2, timeout=60)
+def check_label_smoothing(ctx: CheckContext) -> str:
+    """``smooth_targets(targets, num_classes, eps)`` and ``smoothed_cross_entropy(logits, targets, eps)``."""
+    smooth = ctx.function("smooth_targets")
+    y = ctx.randint(5, 12)
+    for eps in (0.0, 0.1, 0.3):
+        call = f"smooth_targets(targets, 5, eps={eps})"
+        out = call_safely(smooth, y, 5, eps, name="smooth_targets")
+        expect_tensor(out, f"the result of {call}", shape=(12, 5), device=y.device)
+        if not out.is_floating_point():
+            raise CheckFailed(f"the result of {call} has dtype {out.dtype}: soft targets are probabilities, use float32")
+        want = smooth_targets(y, 5, eps).to(out.dtype)
+        hint = ""
+        other = F.one_hot(y, 5).float() * (1 - eps) + (1 - F.one_hot(y, 5).float()) * eps / 4
+        if eps and torch.allclose(out.float(), other, atol=1e-6):
+            hint = ("torch spreads eps over all C classes, the true one included: every class gets eps / C and the "
+                    "true class 1 - eps + eps / C")
+        elif eps and not torch.allclose(out.float().sum(1), torch.ones(12, device=y.device), atol=1e-5):
+            hint = "each row must sum to 1"
+        expect_close(out, want, f"the result of {call}", atol=1e-6, hint=hint)
+    ce = ctx.function("smoothed_cross_entropy")
+    logits = ctx.randn(12, 5) * 2
+    for eps in (0.0, 0.1, 0.25):
+        call = f"smoothed_cross_entropy(logits, targets, eps={eps})"
+        out = call_safely(ce, logits, y, eps, name="smoothed_cross_entropy")
+        expect_tensor(out, f"the result of {call}", device=logits.device)
+        if out.numel() != 1:
+            raise CheckFailed(f"the result of {call} has shape {tuple(out.shape)}: average over the batch to one number")
+        want = F.cross_entropy(logits, y, label_smoothing=eps)
+        hint = ""
+        if abs(float(out) - float(want) * 12) < 1e-4:
+            hint = "you summed over the batch: take the mean"
+        elif abs(float(out) + float(want)) < 1e-5:
+            hint = "cross-entropy is minus the sum of target * log_softmax(logits)"
+        expect_close(out.reshape(()), want, f"the result of {call}", atol=1e-5, rtol=1e-5,
+                     hint=hint or "-(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()")
+    return "matches F.cross_entropy(..., label_smoothing=eps)"
+
+
+def _run_like(r: Any) -> bool:
+    return hasattr(r, "train_accuracy") and hasattr(r, "val_accuracy")
+
+
+@register("ex02_5", points=2, timeout=60)
+def check_dropout_sweep(ctx: CheckContext) -> str:
+    """``sweep_results`` (rate -> RunResult), ``gaps`` (rate -> train − val accuracy) and ``best_rate`` (smallest gap)."""
+    results = ctx.get("sweep_results")
+    if not isinstance(results, dict) or len(results) < 3:
+        raise CheckFailed(f"`sweep_results` is {describe(results)}, expected a dict of at least 3 dropout rates -> results "
+                          "(what dropout_sweep(...) returns)")
+    for rate, r in results.items():
+        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise CheckFailed(f"`sweep_results` has key {rate!r}: the keys should be the dropout rates, numbers in [0, 1)")
+        if not _run_like(r):
+            raise CheckFailed(f"sweep_results[{rate}] is {describe(r)}, expected a RunResult with train_accuracy and val_accuracy")
+    gaps = ctx.get("gaps")
+    if not isinstance(gaps, dict) or set(gaps) != set(results):
+        got = sorted(gaps) if isinstance(gaps, dict) else describe(gaps)
+        raise CheckFailed(f"`gaps` should be a dict with the same keys as sweep_results ({sorted(results)}), got {got}")
+    for rate, r in results.items():
+        g = expect_number(gaps[rate], f"gaps[{rate}]")
+        want = r.train_accuracy - r.val_accuracy
+        if abs(g + want) < 1e-9 and want:
+            raise CheckFailed(f"gaps[{rate}] = {g:.4f} has the wrong sign: the gap is train accuracy minus validation accuracy")
+        if abs(g - want) > 1e-9:
+            raise CheckFailed(f"gaps[{rate}] = {g:.4f}, but sweep_results[{rate}] has train accuracy {r.train_accuracy:.4f} "
+                              f"and validation accuracy {r.val_accuracy:.4f}: the gap is {want:.4f}")
+    best = ctx.get("best_rate")
+    if best not in gaps:
+        raise CheckFailed(f"`best_rate` is {best!r}, expected one of the swept rates {sorted(gaps)}")
+    smallest = min(gaps.values())
+    if gaps[best] > smallest + 1e-12:
+        winner = min(gaps, key=gaps.get)
+        raise CheckFailed(f"`best_rate` = {best} has gap {gaps[best]:.4f}, but rate {winner} has the smaller gap "
+                          f"{smallest:.4f}: pick the rate that minimises the gap")
+    return f"the smallest gap ({smallest:+.3f}) is at dropout {best}"
+
+
+@register("ex02_6", points=1, timeout=60)
+def check_best_epoch(ctx: CheckContext) -> str:
+    """``best_epoch`` read from the curves of ``overfit_history``: an epoch where the validation loss is (nearly) lowest."""
+    h = ctx.get("overfit_history")
+    if not (hasattr(h, "epochs") and isinstance(h.epochs, list) and h.epochs and "val_loss" in h.epochs[-1]):
+        raise CheckFailed(f"`overfit_history` is {describe(h)}, expected the History (with val_loss) from the cell above")
+    losses = [float(e["val_loss"]) for e in h.epochs]
+    best = ctx.get("best_epoch")
+    if isinstance(best, float) and best.is_integer():
+        best = int(best)
+    best = expect_number(best, "`best_epoch`", int)
+    n = len(losses)
+    if not 1 <= best <= n:
+        raise CheckFailed(f"`best_epoch` = {best}, but the run has epochs 1 to {n} (as on the plot's x axis)")
+    low, high = min(losses), max(losses)
+    tol = low + 0.1 * (high - low) if n > 1 else math.inf
+    i_min = losses.index(low)
+    if losses[best - 1] > tol:
+        hint = ""
+        if best - 1 != i_min and 0 <= best < n and losses[best] <= tol:
+            hint = " (epochs are counted from 1 on the plot, not from 0)"
+        raise CheckFailed(f"at epoch {best} the validation loss is {losses[best - 1]:.4f}, well above its lowest value "
+                          f"{low:.4f} (reached at epoch {i_min + 1}){hint}: look for the bottom of the validation curve, "
+                          "not of the training curve")
+    return f"validation loss bottoms out around epoch {i_min + 1}; early stopping would keep that epoch's weights"
