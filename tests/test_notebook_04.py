@@ -1,0 +1,22 @@
+"""Lesson 04 runs end to end in smoke mode and shows what it promises."""
+
+from pathlib import Path
+
+from notebook_runner import outputs_of, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lesson_04_runs_in_smoke_mode():
+    nb = run_notebook(ROOT / "notebooks" / "04_transfer_learning.ipynb", timeout=600)
+    text = "".join(o.get("text", "") for o in outputs_of(nb, "stream"))
+    markdown = "".join(o["data"].get("text/markdown", "") for o in outputs_of(nb) if "data" in o)
+    for method in ("linear probe (same reviews)", "top-1 layer", "top-2 layers", "full fine-tune", "LLRD"):
+        assert method in markdown, method
+    assert "paraphrase recall@1" in markdown and "drop in recall@1" in text
+    assert "| multi-task" in markdown and "single-task: domain" in markdown
+    assert "macro F1" in markdown and "confident on average" in text and "weakest domain" in text
+    images = [o for o in outputs_of(nb) if "image/png" in o.get("data", {})]
+    assert len(images) >= 5      # accuracy vs params, forgetting, confusion matrix, reliability, per-domain
+    widgets = [o for o in outputs_of(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "the fine-tuning explorer was not displayed"
