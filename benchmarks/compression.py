@@ -1,0 +1,217 @@
+"""Benchmark of lesson 05's targets: int8 speed-up, 50 % pruning with fine-tuning, a distilled student.
+
+Targets (DESIGN §8, issue 6), all on the review test set with the fine-tuned MiniLM as reference:
+- int8 quantization: ≥ 2× CPU latency speed-up with ≤ 1 point accuracy drop;
+- 50 % (unstructured, encoder Linear layers) sparsity after fine-tuning: ≤ 1 point drop;
+- distilled student: ≥ 95 % of the teacher's accuracy at ≥ 3× its speed.
+
+Latency: median over ``--repeats`` interleaved rounds of one batch of 32 validation reviews, on the
+CPU, with ``torch.get_num_threads()`` threads (``--threads``). Also reported: process CPU time per
+batch (``timer="cpu"``), which is steadier than wall time on a machine shared with other jobs.
+
+Usage::
+
+    python benchmarks/compression.py                       # full protocol (tens of minutes on 2 CPU cores)
+    python benchmarks/compression.py --quick               # tiny sizes: checks that everything runs
+    python benchmarks/compression.py --save-teacher t.pt   # keep the fine-tuned teacher for reruns
+    python benchmarks/compression.py --load-teacher t.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import sys
+import time
+import warnings
+
+import torch
+from torch import nn
+
+from tutorlib.compress import (DistillDataset, DistillStep, accuracy_of, augment_texts, compare_latency,
+                               count_parameters, cpu_int8_support, distill_collate, init_student_from_teacher,
+                               make_permanent, make_student, model_bytes, prune_attention_heads, prune_ffn_neurons,
+                               prune_magnitude, quantize_legacy, quantize_torchao, teacher_logits, weight_sparsity)
+from tutorlib.data import load_reviews, text_collate
+from tutorlib.models import MiniLMClassifier, load_tokenizer
+from tutorlib.runtime import get_device, seed_everything
+from tutorlib.train import Trainer
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+
+
+def warmup_linear(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over 10 % of the steps, then linear decay to 0."""
+    warm = max(1, int(0.1 * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total_steps - s) / total_steps))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the script)")
+    p.add_argument("--epochs", type=int, default=3, help="teacher fine-tuning epochs")
+    p.add_argument("--lr", type=float, default=1e-4, help="teacher learning rate")
+    p.add_argument("--ft-epochs", type=int, default=1, help="fine-tuning epochs after each pruning step")
+    p.add_argument("--student-epochs", type=int, default=8)
+    p.add_argument("--augment", type=float, default=2.0, help="augmented sentences per training sentence")
+    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--skip-torchao-dynamic-eval", action="store_true",
+                   help="time torchao's dynamic int8 model but do not evaluate it on the test set (slow without VNNI)")
+    p.add_argument("--save-teacher", default=None)
+    p.add_argument("--load-teacher", default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(0)
+    device = get_device()
+    cpu = torch.device("cpu")
+    limit = 48 if args.quick else None
+    epochs = 1 if args.quick else args.epochs
+    student_epochs = 1 if args.quick else args.student_epochs
+    repeats = 2 if args.quick else args.repeats
+    tok = load_tokenizer()
+    collate = text_collate(tok, 64)
+    train, val, test = (load_reviews(s, limit=limit) for s in ("train", "val", "test"))
+    batch = collate([val[i] for i in range(min(32, len(val)))])
+    example = {k: v for k, v in batch.items() if k != "labels"}
+
+    def fine_tune(model: nn.Module, data, n_epochs: int, lr: float, step_fn=None, collate_fn=collate) -> nn.Module:
+        Trainer(model, lr=lr, weight_decay=0.01, batch_size=32, collate_fn=collate_fn, step_fn=step_fn, device=device,
+                scheduler=warmup_linear, progress=False, log=False).fit(data, epochs=n_epochs)
+        return model.to(cpu).eval()
+
+    def acc(model: nn.Module, data=test) -> float:
+        return accuracy_of(model, data, collate, 32)
+
+    t0 = time.perf_counter()
+    # ---------------------------------------------------------------- teacher
+    torch.manual_seed(0)
+    teacher = MiniLMClassifier(2)
+    if args.load_teacher:
+        teacher.load_state_dict(torch.load(args.load_teacher, weights_only=True))
+        teacher.eval()
+        log(f"teacher loaded from {args.load_teacher}")
+    else:
+        log(f"fine-tuning the teacher: {len(train)} reviews, {epochs} epochs, lr {args.lr}")
+        fine_tune(teacher, train, epochs, args.lr)
+        if args.save_teacher:
+            torch.save(teacher.state_dict(), args.save_teacher)
+    models: dict[str, nn.Module] = {"teacher fp32": teacher}
+    accs = {"teacher fp32": acc(teacher)}
+    log(f"teacher test accuracy {accs['teacher fp32']:.4f}")
+
+    # ---------------------------------------------------------------- quantization
+    models["int8 torch.ao dynamic"] = quantize_legacy(teacher)
+    models["int8 torchao weight-only"] = quantize_torchao(teacher, "weight_only")
+    models["int8 torchao dynamic"] = quantize_torchao(teacher, "dynamic")
+    for name in ("int8 torch.ao dynamic", "int8 torchao weight-only", "int8 torchao dynamic"):
+        if name == "int8 torchao dynamic" and args.skip_torchao_dynamic_eval:
+            continue
+        log(f"evaluating {name}")
+        accs[name] = acc(models[name])
+
+    # ---------------------------------------------------------------- pruning
+    select = dict(types=(nn.Linear,), skip=("head",))
+    oneshot = copy.deepcopy(teacher)
+    prune_magnitude(oneshot, 0.5, scope="global", **select)
+    make_permanent(oneshot)
+    models["50% pruned, no FT"], accs["50% pruned, no FT"] = oneshot, acc(oneshot)
+    pruned = copy.deepcopy(teacher)
+    for target in (0.25, 0.5):
+        log(f"pruning to {target:.0%} + {args.ft_epochs} fine-tuning epoch(s)")
+        prune_magnitude(pruned, target, scope="global", **select)
+        fine_tune(pruned, train, args.ft_epochs, 3e-5)
+    make_permanent(pruned)
+    sparsity = weight_sparsity(pruned, **select)
+    models["50% pruned + FT"], accs["50% pruned + FT"] = pruned, acc(pruned)
+
+    log("structured: FFN neurons and heads 50 % + fine-tuning")
+    structured = prune_attention_heads(prune_ffn_neurons(copy.deepcopy(teacher), 0.5), 0.5)
+    models["FFN+heads 50%, no FT"], accs["FFN+heads 50%, no FT"] = structured, acc(structured)
+    structured_ft = fine_tune(copy.deepcopy(structured), train, 1 if args.quick else 2, 5e-5)
+    models["FFN+heads 50% + FT"], accs["FFN+heads 50% + FT"] = structured_ft, acc(structured_ft)
+
+    # ---------------------------------------------------------------- distillation
+    n_aug = int(args.augment * len(train))
+    log(f"teacher logits for {len(train)} + {n_aug} augmented sentences")
+    extra = augment_texts(train.texts, n_aug, seed=0)
+    texts = train.texts + extra
+    logits = teacher_logits(teacher, texts, tok, batch_size=64, device=cpu)
+    data = DistillDataset(texts, train.labels + [-100] * n_aug, logits)
+
+    def student() -> nn.Module:
+        torch.manual_seed(0)
+        return init_student_from_teacher(make_student(hidden=128, layers=2, heads=2, intermediate=512), teacher)
+
+    log("student alone")
+    alone = fine_tune(student(), train, student_epochs, 1e-3)
+    log("student distilled")
+    kd = fine_tune(student(), data, student_epochs, 1e-3,
+                   step_fn=DistillStep(args.temperature, args.alpha), collate_fn=distill_collate(tok))
+    models["student alone"], accs["student alone"] = alone, acc(alone)
+    models["student distilled"], accs["student distilled"] = kd, acc(kd)
+    models["student distilled int8"] = quantize_legacy(kd)
+    accs["student distilled int8"] = acc(models["student distilled int8"])
+
+    # ---------------------------------------------------------------- latency
+    log(f"timing {len(models)} models, {repeats} interleaved rounds")
+    slow = {"int8 torchao dynamic": models["int8 torchao dynamic"]}
+    fast = {k: v for k, v in models.items() if k not in slow}
+    wall = compare_latency(fast, example, repeats=repeats)
+    cputime = compare_latency(fast, example, repeats=repeats, timer="cpu")
+    slow_repeats = max(2, repeats // 5)
+    wall.update(compare_latency({**slow, "teacher fp32": teacher}, example, repeats=slow_repeats, warmup=1))
+    slow_ref = wall.pop("teacher fp32")
+    cputime.update(compare_latency(slow, example, repeats=slow_repeats, warmup=1, timer="cpu"))
+    seconds = time.perf_counter() - t0
+
+    # ---------------------------------------------------------------- table
+    base_acc, base_ms, base_cpu = accs["teacher fp32"], wall["teacher fp32"], cputime["teacher fp32"]
+    info = cpu_int8_support()
+    print(f"\nMachine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}, {info['capability']}, "
+          f"VNNI {info['vnni']}, AMX {info['amx']}), torch {torch.__version__} with {torch.get_num_threads()} threads, "
+          f"training device {device}, load average {os.getloadavg()[0]:.1f}; test set {len(test)} reviews; "
+          f"timing batch {tuple(example['input_ids'].shape)}; total {seconds / 60:.1f} min\n")
+    print("| variant | params | size (MB) | test acc. | Δ acc. (points) | latency (ms) | speed-up (wall) | speed-up (CPU time) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, model in models.items():
+        a = accs.get(name)
+        acc_s = f"{100 * a:.1f} %" if a is not None else "not evaluated"
+        delta = f"{100 * (a - base_acc):+.1f}" if a is not None else "—"
+        ref = slow_ref if name in slow else base_ms
+        print(f"| {name} | {count_parameters(model)[0] / 1e6:.1f}M | {model_bytes(model) / 1e6:.1f} | {acc_s} | {delta} | "
+              f"{wall[name]:.0f} | {ref / wall[name]:.2f}× | {base_cpu / cputime[name]:.2f}× |")
+
+    def verdict(ok: bool) -> str:
+        return "MET" if ok else "NOT met"
+
+    best_int8 = max(("int8 torch.ao dynamic", "int8 torchao dynamic"),
+                    key=lambda n: base_ms / wall[n] if n in accs else 0.0)
+    sp = base_ms / wall[best_int8]
+    drop = 100 * (base_acc - accs.get(best_int8, float("nan")))
+    print(f"\n- int8 ≥ 2× with ≤ 1 point drop: best int8 variant '{best_int8}' {sp:.2f}× (CPU time "
+          f"{base_cpu / cputime[best_int8]:.2f}×), drop {drop:.1f} points → {verdict(sp >= 2 and drop <= 1)}")
+    drop_p = 100 * (base_acc - accs["50% pruned + FT"])
+    print(f"- 50 % sparsity + fine-tuning ≤ 1 point drop: sparsity {sparsity:.1%}, drop {drop_p:.1f} points "
+          f"→ {verdict(drop_p <= 1 and sparsity >= 0.5 - 1e-3)}")
+    ratio = accs["student distilled"] / base_acc
+    st_sp = base_ms / wall["student distilled"]
+    print(f"- student ≥ 95 % of the teacher at ≥ 3×: {100 * ratio:.1f} % at {st_sp:.1f}× (CPU time "
+          f"{base_cpu / cputime['student distilled']:.1f}×); alone {100 * accs['student alone'] / base_acc:.1f} % "
+          f"→ {verdict(ratio >= 0.95 and st_sp >= 3)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
