@@ -1,0 +1,368 @@
+"""Checks for lesson 06 (parameter-efficient fine-tuning): LoRA forward and merge, counting LoRA parameters,
+a bottleneck adapter, a rank for a parameter budget, a LoRA experiment, and reading the comparison table.
+
+The references are :mod:`tutorlib.peft` (``LoRALinear``, ``BottleneckAdapter``) and the small functions
+below; inputs come from the check's own generator on a tiny BERT built here.
+
+>>> from transformers import BertConfig, BertModel
+>>> bert = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+...                             intermediate_size=64))
+>>> reference_count_lora_parameters(bert, ["query", "value"], 4)
+1024
+>>> reference_largest_rank(bert, ["query", "value"], 1000)
+3
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..compare import CheckFailed, call_safely, expect_close, expect_finite, expect_number, expect_tensor
+from ..registry import CheckContext, register
+
+__all__ = ["reference_count_lora_parameters", "reference_largest_rank", "reference_merged_linear",
+           "reference_cheapest_close_to_best"]
+
+
+# --------------------------------------------------------------------------- reference answers
+
+
+def _targets(model: nn.Module, target_modules: Sequence[str]) -> list[nn.Linear]:
+    return [m for n, m in model.named_modules()
+            if n and isinstance(m, nn.Linear) and any(n == t or n.endswith("." + t) for t in target_modules)]
+
+
+def reference_count_lora_parameters(model: nn.Module, target_modules: Sequence[str], r: int) -> int:
+    """Trainable values LoRA of rank ``r`` adds to the Linear layers whose names end with a target: Σ r·(in + out).
+
+    >>> reference_count_lora_parameters(nn.Sequential(nn.Linear(4, 3)), ["0"], 2)
+    14
+    """
+    return sum(r * (m.in_features + m.out_features) for m in _targets(model, target_modules))
+
+
+def reference_largest_rank(model: nn.Module, target_modules: Sequence[str], budget: int) -> int:
+    """The largest rank whose LoRA parameters fit in ``budget`` (0 if even r = 1 does not).
+
+    >>> reference_largest_rank(nn.Sequential(nn.Linear(4, 3)), ["0"], 20)
+    2
+    """
+    per_rank = reference_count_lora_parameters(model, target_modules, 1)
+    return budget // per_rank if per_rank else 0
+
+
+def reference_merged_linear(layer: Any) -> nn.Linear:
+    """A plain ``nn.Linear`` computing what the LoRA ``layer`` computes (``W + scaling·B@A``, same bias).
+
+    >>> from tutorlib.peft import LoRALinear
+    >>> type(reference_merged_linear(LoRALinear(nn.Linear(4, 3), r=2))).__name__
+    'Linear'
+    """
+    base = layer.base
+    out = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
+                    device=base.weight.device, dtype=base.weight.dtype)
+    with torch.no_grad():
+        out.weight.copy_(base.weight + layer.scaling * layer.lora_B.weight @ layer.lora_A.weight)
+        if base.bias is not None:
+            out.bias.copy_(base.bias)
+    return out
+
+
+def reference_cheapest_close_to_best(results: Sequence[Any], points: float = 2.0) -> str:
+    """The method with the lowest peak memory among those within ``points`` of the best validation accuracy.
+
+    >>> from tutorlib.peft import MethodResult
+    >>> rs = [MethodResult("full", "full", 9, 9, 100, 300, 1, 0.90), MethodResult("lora", "LoRA", 1, 9, 1, 100, 1, 0.89),
+    ...       MethodResult("prompt", "prompt", 1, 9, 1, 90, 1, 0.60)]
+    >>> reference_cheapest_close_to_best(rs)
+    'lora'
+    """
+    best = max(r.val_accuracy for r in results)
+    close = [r for r in results if 100 * r.val_accuracy >= 100 * best - points]
+    return min(close, key=lambda r: r.peak_bytes).method
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _tiny_bert(ctx: CheckContext) -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=60, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40)
+    model = BertModel(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=ctx.generator))
+    return model.to(ctx.device).eval()
+
+
+def _lora_class(ctx: CheckContext) -> type:
+    cls = ctx.get("LoRA")
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise CheckFailed("`LoRA` should be the nn.Module class you defined in the exercise cell: run that cell again")
+    return cls
+
+
+def _attributes(layer: nn.Module, names: Sequence[str], what: str) -> None:
+    missing = [n for n in names if not hasattr(layer, n)]
+    if missing:
+        raise CheckFailed(f"{what} has no attribute(s) {missing}: keep the names the exercise's __init__ uses")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@register("ex06_1", points=2, timeout=60)
+def check_lora_forward(ctx: CheckContext) -> None:
+    """``LoRA(base, r, alpha).forward``: equals tutorlib's LoRALinear with the same A and B; only A, B train."""
+    from tutorlib.peft import LoRALinear
+
+    LoRA = _lora_class(ctx)
+    base = nn.Linear(12, 7).to(ctx.device)
+    with torch.no_grad():
+        base.weight.copy_(torch.randn(7, 12, generator=ctx.generator).to(ctx.device))
+    try:
+        layer = LoRA(copy.deepcopy(base), r=3, alpha=6.0)
+    except NotImplementedError:
+        raise CheckFailed("LoRA.__init__ raises NotImplementedError: only forward is to be written") from None
+    _attributes(layer, ["base", "lora_A", "lora_B", "scaling"], "your LoRA layer")
+    x = ctx.randn(5, 12)
+    ref = LoRALinear(copy.deepcopy(base), r=3, alpha=6.0).to(ctx.device)
+    start = call_safely(layer, x, name="LoRA.forward")
+    expect_tensor(start, "LoRA(...)(x)", shape=(5, 7), dtype=torch.float32, device=x.device)
+    expect_close(start, base(x).detach(), "LoRA(...)(x) right after construction",
+                 atol=1e-5, rtol=1e-5, hint="B starts at zero, so the output must equal base(x): add the base output")
+    with torch.no_grad():
+        ref.lora_A.weight.copy_(torch.randn(3, 12, generator=ctx.generator).to(ctx.device))
+        ref.lora_B.weight.copy_(torch.randn(7, 3, generator=ctx.generator).to(ctx.device))
+        layer.lora_A.weight.copy_(ref.lora_A.weight)
+        layer.lora_B.weight.copy_(ref.lora_B.weight)
+    out = call_safely(layer, x, name="LoRA.forward")
+    want = ref(x)
+    expect_finite(out, "LoRA(...)(x)")
+    hint = ""
+    with torch.no_grad():
+        unscaled = base(x) + layer.lora_B(layer.lora_A(x))
+        if torch.allclose(out, unscaled, atol=1e-4):
+            hint = "the low-rank branch must be multiplied by self.scaling (alpha / r)"
+        elif torch.allclose(out, want - base(x), atol=1e-4):
+            hint = "you returned only the low-rank update: add the frozen base layer's output base(x)"
+    expect_close(out, want.detach(), "LoRA(...)(x) with non-zero A and B", atol=1e-4, rtol=1e-4, hint=hint)
+    x3 = ctx.randn(2, 4, 12)
+    out3 = call_safely(layer, x3, name="LoRA.forward on a (2, 4, 12) batch of sequences")
+    expect_tensor(out3, "LoRA(...)(x) for x of shape (2, 4, 12)", shape=(2, 4, 7))
+    trainable = sorted(n for n, p in layer.named_parameters() if p.requires_grad)
+    if any(n.startswith("base.") for n in trainable):
+        raise CheckFailed(f"the base layer's parameters are trainable ({trainable}): LoRA freezes them "
+                          "(the given __init__ does this; do not undo it)")
+    layer.zero_grad()
+    layer(x).sum().backward()
+    if layer.lora_A.weight.grad is None or layer.lora_B.weight.grad is None:
+        raise CheckFailed("no gradient reached lora_A / lora_B: compute the update from self.lora_A and self.lora_B "
+                          "inside forward, without torch.no_grad() or .detach()")
+
+
+@register("ex06_2", points=1, timeout=60)
+def check_merged_linear(ctx: CheckContext) -> None:
+    """``merged_linear(layer)``: a new nn.Linear with W + scaling·B@A and the same bias; the layer is untouched."""
+    from tutorlib.peft import LoRALinear
+
+    merged_linear = ctx.function("merged_linear")
+    for bias in (True, False):
+        layer = LoRALinear(nn.Linear(10, 6, bias=bias), r=2, alpha=5.0).to(ctx.device)
+        with torch.no_grad():
+            layer.lora_A.weight.copy_(torch.randn(2, 10, generator=ctx.generator).to(ctx.device))
+            layer.lora_B.weight.copy_(torch.randn(6, 2, generator=ctx.generator).to(ctx.device))
+        what = f"merged_linear(layer) for a layer {'with' if bias else 'without'} bias"
+        out = call_safely(merged_linear, layer, name="merged_linear")
+        if not isinstance(out, nn.Linear):
+            raise CheckFailed(f"{what} returned {type(out).__name__}, expected a plain nn.Linear (the deployable layer)")
+        ref = reference_merged_linear(layer)
+        expect_tensor(out.weight, f"the weight of {what}", shape=tuple(ref.weight.shape), device=ref.weight.device)
+        hint = ""
+        with torch.no_grad():
+            if torch.allclose(out.weight, layer.base.weight + layer.lora_B.weight @ layer.lora_A.weight, atol=1e-5):
+                hint = "multiply B @ A by layer.scaling"
+            elif torch.allclose(out.weight, layer.base.weight + layer.scaling * (layer.lora_A.weight.T @ layer.lora_B.weight.T).T, atol=1e-5):
+                hint = ""
+            elif out.weight.shape == ref.weight.shape and torch.allclose(out.weight, layer.base.weight, atol=1e-6):
+                hint = "the weight is unchanged: add scaling * lora_B.weight @ lora_A.weight"
+        expect_close(out.weight.detach(), ref.weight.detach(), f"the weight of {what}", atol=1e-5, rtol=1e-5, hint=hint)
+        if bias != (out.bias is not None):
+            raise CheckFailed(f"{what}: the base layer {'has' if bias else 'has no'} bias, the merged one "
+                              f"{'has none' if bias else 'has one'}: keep the base's bias as it is")
+        if bias:
+            expect_close(out.bias.detach(), layer.base.bias.detach(), f"the bias of {what}", atol=1e-6, rtol=0)
+        x = ctx.randn(4, 10)
+        expect_close(out(x).detach(), layer(x).detach(), f"{what}(x) vs layer(x)", atol=1e-4, rtol=1e-4)
+
+
+@register("ex06_3", points=1, timeout=60)
+def check_count_lora_parameters(ctx: CheckContext) -> None:
+    """``count_lora_parameters(model, target_modules, r)`` equals the reference on a tiny BERT, model untouched."""
+    count = ctx.function("count_lora_parameters")
+    model = _tiny_bert(ctx)
+    cases = ((["query", "value"], 4), (["query", "key", "value", "dense"], 2), (["dense"], 8),
+             (["attention.output.dense"], 3))
+    for targets, r in cases:
+        call = f"count_lora_parameters(tiny_bert, {targets}, r={r})"
+        got = expect_number(call_safely(count, model, targets, r, name="count_lora_parameters"), f"the result of {call}", int)
+        want = reference_count_lora_parameters(model, targets, r)
+        if got == want:
+            continue
+        linear = _targets(model, targets)
+        hint = "add r * (in_features + out_features) for every nn.Linear whose name ends with a target"
+        if got == sum(m.in_features * m.out_features for m in linear):
+            hint = "you counted the full weight matrices: LoRA adds r·(in + out) per layer, not in·out"
+        elif got == sum(2 * r * m.in_features for m in linear):
+            hint = "in and out features differ in some layers (the feed-forward ones): use both"
+        elif targets == ["dense"] and got == reference_count_lora_parameters(model, ["attention.output.dense"], r):
+            hint = "'dense' matches every module whose name ends with '.dense' (attention output and both feed-forward layers)"
+        raise CheckFailed(f"{call} gave {got:,}, expected {want:,}: {hint}")
+
+
+@register("ex06_4", points=2, timeout=60)
+def check_adapter(ctx: CheckContext) -> None:
+    """``Adapter(hidden, bottleneck)``: identity at init, reference parameter count, same outputs as BottleneckAdapter."""
+    from tutorlib.peft import BottleneckAdapter
+
+    Adapter = ctx.get("Adapter")
+    if not isinstance(Adapter, type) or not issubclass(Adapter, nn.Module):
+        raise CheckFailed("`Adapter` should be an nn.Module class: define `class Adapter(nn.Module):`")
+    try:
+        adapter = Adapter(24, 5)
+    except NotImplementedError:
+        from ..compare import NotAttempted
+
+        raise NotAttempted("Adapter still raises NotImplementedError: write __init__ and forward") from None
+    except Exception as exc:  # noqa: BLE001
+        raise CheckFailed(f"Adapter(24, 5) raised {type(exc).__name__}: {exc}") from None
+    adapter = adapter.to(ctx.device)
+    _attributes(adapter, ["down", "up"], "your Adapter")
+    ref = BottleneckAdapter(24, 5).to(ctx.device)
+    n_got = sum(p.numel() for p in adapter.parameters())
+    n_ref = sum(p.numel() for p in ref.parameters())
+    if n_got != n_ref:
+        raise CheckFailed(f"Adapter(24, 5) has {n_got} parameters, expected {n_ref}: down = nn.Linear(hidden, bottleneck), "
+                          "up = nn.Linear(bottleneck, hidden), both with bias, and nothing else trainable")
+    h = ctx.randn(3, 4, 24)
+    out = call_safely(adapter, h, name="Adapter.forward")
+    expect_tensor(out, "Adapter(24, 5)(h)", shape=(3, 4, 24), dtype=torch.float32, device=h.device)
+    expect_close(out, h, "Adapter(24, 5)(h) right after construction", atol=1e-6, rtol=0,
+                 hint="the adapter must start as the identity: initialise up's weight and bias to zero and add h (the residual)")
+    state = {k: torch.randn(v.shape, generator=ctx.generator).to(ctx.device) for k, v in ref.state_dict().items()}
+    try:
+        adapter.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckFailed(f"your Adapter's weights are not down.weight/down.bias/up.weight/up.bias of the expected "
+                          f"shapes: {str(exc).splitlines()[0]}") from None
+    ref.load_state_dict(state)
+    out = call_safely(adapter, h, name="Adapter.forward")
+    want = ref(h).detach()
+    hint = ""
+    with torch.no_grad():
+        if torch.allclose(out, want - h, atol=1e-4):
+            hint = "add the input h to the bottleneck's output (the residual connection)"
+        elif torch.allclose(out, h + adapter.up(adapter.down(h)), atol=1e-4):
+            hint = "apply the GELU non-linearity between down and up"
+    expect_close(out.detach(), want, "Adapter(24, 5)(h) with trained weights", atol=1e-4, rtol=1e-4, hint=hint)
+
+
+@register("ex06_5", points=1, timeout=60)
+def check_largest_rank(ctx: CheckContext) -> None:
+    """``largest_rank(model, target_modules, budget)``: the largest r whose LoRA parameters fit the budget."""
+    largest_rank = ctx.function("largest_rank")
+    model = _tiny_bert(ctx)
+    cases = ((["query", "value"], 1000), (["query", "value"], 96 * 4), (["query", "key", "value", "dense"], 5000),
+             (["dense"], 50))
+    for targets, budget_ in cases:
+        call = f"largest_rank(tiny_bert, {targets}, budget={budget_})"
+        got = expect_number(call_safely(largest_rank, model, targets, budget_, name="largest_rank"), f"the result of {call}", int)
+        want = reference_largest_rank(model, targets, budget_)
+        if got != want:
+            used = reference_count_lora_parameters(model, targets, max(got, 0))
+            if got > want:
+                hint = f"r = {got} needs {used:,} parameters, more than the budget"
+            else:
+                hint = f"r = {want} still fits ({reference_count_lora_parameters(model, targets, want):,} ≤ {budget_:,})"
+            if want == 0:
+                hint = "even r = 1 does not fit this budget: return 0"
+            raise CheckFailed(f"{call} gave {got}, expected {want}: {hint}")
+
+
+@register("ex06_6", points=1, timeout=300)
+def check_experiment(ctx: CheckContext) -> None:
+    """The LoRA experiment: ``exp_model`` is LoRA r=4 on query/value, trained; the reported numbers are its own."""
+    from tutorlib.peft import count_parameters
+
+    model = ctx.get("exp_model")
+    if not isinstance(model, nn.Module):
+        raise CheckFailed("`exp_model` should be the model you trained (an nn.Module)")
+    lora = [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and n]
+    if not lora:
+        raise CheckFailed("`exp_model` has no LoRA layers: build it with build_model('lora', r=4, ...)")
+    layer_names = {n.rsplit(".", 1)[-1] for n, _ in lora}
+    if layer_names != {"query", "value"}:
+        raise CheckFailed(f"`exp_model` adapts {sorted(layer_names)}, the exercise asks for query and value")
+    ranks = set()
+    trained = False
+    for _, m in lora:
+        b = m.lora_B["default"] if isinstance(m.lora_B, nn.ModuleDict) else m.lora_B
+        ranks.add(b.weight.shape[1])
+        trained = trained or bool(b.weight.detach().abs().sum() > 0)
+    if ranks != {4}:
+        raise CheckFailed(f"`exp_model` has LoRA rank(s) {sorted(ranks)}, the exercise asks for r=4")
+    if not trained:
+        raise CheckFailed("`exp_model`'s lora_B weights are all zero: it was not trained — run the Trainer cell")
+    trainable, total = count_parameters(model)
+    reported = expect_number(ctx.get("exp_trainable_percent"), "`exp_trainable_percent`", float)
+    expect_close(reported, 100.0 * trainable / total, "`exp_trainable_percent`", atol=1e-3, rtol=0,
+                 hint="100 × trainable / total parameters of exp_model (a percentage, not a fraction)")
+    acc = expect_number(ctx.get("exp_val_accuracy"), "`exp_val_accuracy`", float)
+    data = ctx.get("exp_val")
+    from tutorlib.data import text_collate
+    from tutorlib.models import load_tokenizer
+    from tutorlib.train import Trainer
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    measured = Trainer(model, device=device, batch_size=64, collate_fn=text_collate(load_tokenizer(), 64),
+                       progress=False, log=False, manual_optimization=True).evaluate(data)["val_accuracy"]
+    model.train(was_training)
+    hint = "a fraction between 0 and 1, not a percentage" if abs(acc - 100 * measured) < 1e-3 else \
+        "report the validation accuracy of exp_model on exp_val (history['val_accuracy'][-1])"
+    expect_close(acc, measured, "`exp_val_accuracy`", atol=1e-4, rtol=0, hint=hint)
+
+
+@register("ex06_7", points=1, timeout=60)
+def check_read_table(ctx: CheckContext) -> None:
+    """Reading the comparison: ``memory_ratio`` (full / LoRA peak) and ``cheapest_good`` from ``table_results``."""
+    results = ctx.get("table_results")
+    if not isinstance(results, (list, tuple)) or not results or not all(hasattr(r, "peak_bytes") for r in results):
+        raise CheckFailed("`table_results` should be the list compare_methods returned: run the cell that makes it")
+    by = {r.method: r for r in results}
+    if not {"full", "lora"} <= set(by):
+        raise CheckFailed("`table_results` must include the 'full' and 'lora' methods: keep the method list as given")
+    ratio = expect_number(ctx.get("memory_ratio"), "`memory_ratio`", float)
+    want = by["full"].peak_bytes / by["lora"].peak_bytes
+    hint = "divide full fine-tuning's peak by LoRA's (not the other way round)" if abs(ratio - 1 / want) < 1e-3 else \
+        "peak_bytes of the 'full' row divided by peak_bytes of the 'lora' row"
+    expect_close(ratio, want, "`memory_ratio`", atol=1e-3, rtol=1e-3, hint=hint)
+    choice = ctx.get("cheapest_good")
+    if not isinstance(choice, str):
+        raise CheckFailed(f"`cheapest_good` should be a method name such as 'lora' (a str), got {type(choice).__name__}")
+    expected = reference_cheapest_close_to_best(results)
+    if choice != expected:
+        if choice not in by:
+            raise CheckFailed(f"`cheapest_good` is {choice!r}, which is not a method of the table: use a value of "
+                              f"r.method, one of {sorted(by)}")
+        best = max(r.val_accuracy for r in results)
+        mine = by[choice]
+        if 100 * mine.val_accuracy < 100 * best - 2.0:
+            raise CheckFailed(f"{choice!r} has {100 * mine.val_accuracy:.1f} % validation accuracy, more than 2 points "
+                              f"below the best ({100 * best:.1f} %)")
+        raise CheckFailed(f"{choice!r} is within 2 points of the best, but {expected!r} is too and needs less peak memory")
