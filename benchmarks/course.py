@@ -32,6 +32,7 @@ def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
     env_backup = dict(os.environ)
     os.environ.update({"TUTORLIB_SMOKE": "1" if smoke else "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                        "TUTORLIB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     error = ""
     try:
@@ -48,8 +49,11 @@ def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
         m = re.search(r"__PEAK_KIB__ ([\d.]+)", o.get("text", ""))
         if m:
             peak = float(m.group(1)) / 1024
+    # The 1-minute load average before and after: on a 2-core machine anything much above 2 means other
+    # processes shared the CPU and the wall time is inflated accordingly.
+    load = max(load_before, os.getloadavg()[0])
     return {"lesson": path.stem, "mode": "smoke" if smoke else "full", "seconds": round(seconds, 1),
-            "peak_mib": round(peak) if peak else None, "error": error}
+            "peak_mib": round(peak) if peak else None, "load": round(load, 1), "error": error}
 
 
 def main() -> int:
@@ -67,14 +71,14 @@ def main() -> int:
 
     dev = f"CUDA {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "CPU only"
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, {dev}, Python {platform.python_version()}, torch {torch.__version__}")
-    print("\n| lesson | mode | wall time (s) | kernel peak memory (MiB) | status |\n|---|---|---|---|---|", flush=True)
+    print("\n| lesson | mode | wall time (s) | kernel peak memory (MiB) | load avg | status |\n|---|---|---|---|---|---|", flush=True)
     results, totals = [], {}
     for p in paths:
         for smoke in modes:
             r = run_lesson(p, smoke, args.timeout)
             results.append(r)
             totals[r["mode"]] = totals.get(r["mode"], 0) + r["seconds"]
-            print(f"| {r['lesson']} | {r['mode']} | {r['seconds']} | {r['peak_mib']} | {'ok' if not r['error'] else 'ERROR: ' + r['error']} |", flush=True)
+            print(f"| {r['lesson']} | {r['mode']} | {r['seconds']} | {r['peak_mib']} | {r['load']} | {'ok' if not r['error'] else 'ERROR: ' + r['error']} |", flush=True)
     for mode, total in totals.items():
         print(f"\ntotal {mode}: {total:.0f} s ({total / 60:.1f} min)")
     if args.json:
