@@ -41,7 +41,6 @@ def test_lesson_has_five_registered_exercises(path):
     assert set(ids) <= known, f"no check registered for {sorted(set(ids) - known)}"
 
 
-@pytest.mark.xdist_group("grader")
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_solutions_get_full_marks(path):
     report = grade_notebook(path)
@@ -50,7 +49,6 @@ def test_solutions_get_full_marks(path):
     assert report.total == report.max_total > 0
 
 
-@pytest.mark.xdist_group("grader")
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_untouched_exercises_score_zero(path):
     report = grade_notebook(ROOT / "exercises" / path.name)
