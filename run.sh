@@ -47,6 +47,8 @@ case "$what" in
   test)
     shift || true
     export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORLIB_OFFLINE=1 MPLBACKEND=Agg
+    # two test workers, one torch thread each (more threads than cores makes OpenMP spin and crawl)
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
     exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@" ;;
   *)
     echo "usage: bash run.sh [lab|test|install]" >&2; exit 2 ;;

@@ -23,7 +23,9 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_CELL = ("import resource as _r, sys as _s\n"
-             "print('__PEAK_KIB__', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss * (1 if _s.platform != 'darwin' else 1/1024))")
+             "_u, _c = _r.getrusage(_r.RUSAGE_SELF), _r.getrusage(_r.RUSAGE_CHILDREN)\n"
+             "print('__PEAK_KIB__', _u.ru_maxrss * (1 if _s.platform != 'darwin' else 1/1024))\n"
+             "print('__CPU_S__', _u.ru_utime + _u.ru_stime + _c.ru_utime + _c.ru_stime)")
 
 
 def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
@@ -39,21 +41,25 @@ def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": tempfile.mkdtemp(prefix="course-")}}).execute()
     except Exception as exc:  # noqa: BLE001 - report and go on with the next lesson
-        error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        error = " / ".join(lines[-3:])[:300] if lines else type(exc).__name__
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
     seconds = time.perf_counter() - t0
-    peak = None
+    peak = cpu = None
     for o in nb.cells[-1].get("outputs", []):
         m = re.search(r"__PEAK_KIB__ ([\d.]+)", o.get("text", ""))
         if m:
             peak = float(m.group(1)) / 1024
+        m = re.search(r"__CPU_S__ ([\d.]+)", o.get("text", ""))
+        if m:
+            cpu = float(m.group(1))
     # The 1-minute load average before and after: on a 2-core machine anything much above 2 means other
     # processes shared the CPU and the wall time is inflated accordingly.
     load = max(load_before, os.getloadavg()[0])
     return {"lesson": path.stem, "mode": "smoke" if smoke else "full", "seconds": round(seconds, 1),
-            "peak_mib": round(peak) if peak else None, "load": round(load, 1), "error": error}
+            "peak_mib": round(peak) if peak else None, "cpu_seconds": round(cpu, 1) if cpu else None, "load": round(load, 1), "error": error}
 
 
 def main() -> int:
@@ -71,14 +77,14 @@ def main() -> int:
 
     dev = f"CUDA {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "CPU only"
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, {dev}, Python {platform.python_version()}, torch {torch.__version__}")
-    print("\n| lesson | mode | wall time (s) | kernel peak memory (MiB) | load avg | status |\n|---|---|---|---|---|---|", flush=True)
+    print("\n| lesson | mode | wall time (s) | kernel CPU time (s) | kernel peak memory (MiB) | load avg | status |\n|---|---|---|---|---|---|---|", flush=True)
     results, totals = [], {}
     for p in paths:
         for smoke in modes:
             r = run_lesson(p, smoke, args.timeout)
             results.append(r)
             totals[r["mode"]] = totals.get(r["mode"], 0) + r["seconds"]
-            print(f"| {r['lesson']} | {r['mode']} | {r['seconds']} | {r['peak_mib']} | {r['load']} | {'ok' if not r['error'] else 'ERROR: ' + r['error']} |", flush=True)
+            print(f"| {r['lesson']} | {r['mode']} | {r['seconds']} | {r['cpu_seconds']} | {r['peak_mib']} | {r['load']} | {'ok' if not r['error'] else 'ERROR: ' + r['error']} |", flush=True)
     for mode, total in totals.items():
         print(f"\ntotal {mode}: {total:.0f} s ({total / 60:.1f} min)")
     if args.json:

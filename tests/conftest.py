@@ -17,6 +17,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TUTORLIB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite runs on two pytest workers (`-n 2`) and each may start a notebook kernel: with torch's default
+# of one OpenMP thread per core, the busy-waiting threads oversubscribe a 2-core machine and training
+# steps become 4-35x slower. One thread per process is the fast setting here (override by exporting it).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
