@@ -28,7 +28,7 @@ PEAK_CELL = ("import resource as _r, sys as _s\n"
              "print('__CPU_S__', _u.ru_utime + _u.ru_stime + _c.ru_utime + _c.ru_stime)")
 
 
-def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
+def run_lesson(path: Path, smoke: bool, timeout: int, save: Path | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     env_backup = dict(os.environ)
@@ -47,6 +47,9 @@ def run_lesson(path: Path, smoke: bool, timeout: int) -> dict:
         os.environ.clear()
         os.environ.update(env_backup)
     seconds = time.perf_counter() - t0
+    if save is not None:  # the executed notebook, to read the figures it measured
+        save.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, save / f"{path.stem}.{'smoke' if smoke else 'full'}.ipynb")
     peak = cpu = None
     for o in nb.cells[-1].get("outputs", []):
         m = re.search(r"__PEAK_KIB__ ([\d.]+)", o.get("text", ""))
@@ -68,6 +71,7 @@ def main() -> int:
     ap.add_argument("--mode", choices=["smoke", "full", "both"], default="both")
     ap.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--save", type=Path, metavar="DIR", help="also write each executed notebook (with its outputs) here")
     args = ap.parse_args()
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.lessons:
@@ -81,7 +85,7 @@ def main() -> int:
     results, totals = [], {}
     for p in paths:
         for smoke in modes:
-            r = run_lesson(p, smoke, args.timeout)
+            r = run_lesson(p, smoke, args.timeout, args.save)
             results.append(r)
             totals[r["mode"]] = totals.get(r["mode"], 0) + r["seconds"]
             print(f"| {r['lesson']} | {r['mode']} | {r['seconds']} | {r['cpu_seconds']} | {r['peak_mib']} | {r['load']} | {'ok' if not r['error'] else 'ERROR: ' + r['error']} |", flush=True)

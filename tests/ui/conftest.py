@@ -86,10 +86,21 @@ def browser(lab):
         b.close()
 
 
+def _shutdown_sessions(lab: dict) -> None:
+    """Stop every kernel the test opened: JupyterLab keeps them alive after the tab goes, ~1 GB each."""
+    auth = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{lab['base']}/api/sessions", headers=auth), timeout=10) as r:
+        sessions = json.load(r)
+    for s in sessions:
+        req = urllib.request.Request(f"{lab['base']}/api/sessions/{s['id']}", method="DELETE", headers=auth)
+        urllib.request.urlopen(req, timeout=30).close()
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, lab):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     yield pg
     context.close()
+    _shutdown_sessions(lab)
