@@ -1,7 +1,8 @@
-"""Fine-tune the course's text classifier on your own labelled file, and classify new texts with it.
+"""Fine-tune the course's text classifier (or a causal LM) on your own file, and classify new texts with it.
 
-The library used on its own: ``tutorlib finetune --data FILE --text-col C --label-col C`` and
-``tutorlib predict --model DIR "some text"``. This package is an application layer on top of the
+The library used on its own: ``tutorlib finetune --data FILE --text-col C --label-col C``,
+``tutorlib predict --model DIR "some text"``, and supervised fine-tuning of a causal language model on
+prompt/completion JSONL with ``tutorlib finetune --task causal-lm`` (loss on the completion tokens only). This package is an application layer on top of the
 core (``Trainer``, the MiniLM) and of :mod:`tutorlib.peft` (which builds each method).
 
 >>> from tutorlib.finetune import FinetuneConfig, finetune, Predictor, read_table

@@ -1,0 +1,153 @@
+"""`tutorlib finetune --task causal-lm` (``python -m tutorlib.finetune``) end to end on a tiny causal LM.
+
+The model is a 2-layer GPT-2 built from a config and saved locally with a byte-level BPE tokenizer
+trained here on a few lines, so nothing touches the network; a real small hub model works the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tutorlib.finetune.causal_lm import (IGNORE_INDEX, SFTCollator, SFTDataset, lora_targets, mask_prompt_labels,
+                                         read_prompt_completion)
+from tutorlib.finetune.cli import main
+from tutorlib.finetune.io import DataFileError
+
+PAIRS = [("Q: capital of France?\nA:", " Paris"), ("Q: two plus two?\nA:", " four"),
+         ("Q: colour of the sky?\nA:", " blue"), ("Q: opposite of hot?\nA:", " cold"),
+         ("Q: capital of Italy?\nA:", " Rome"), ("Q: three plus one?\nA:", " four"),
+         ("Q: colour of grass?\nA:", " green"), ("Q: opposite of up?\nA:", " down")]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    bpe = ByteLevelBPETokenizer()
+    lines = [p + c for p, c in PAIRS] * 3
+    bpe.train_from_iterator(lines, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                  bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                     eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(cfg).save_pretrained(folder)
+    return folder
+
+
+def _write(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_label_masking_covers_only_the_completion(tiny_lm):
+    from transformers import AutoTokenizer
+
+    ids, labels = mask_prompt_labels([1, 2, 3], [4, 5], eos_id=0)
+    assert ids == [1, 2, 3, 4, 5, 0] and labels == [IGNORE_INDEX] * 3 + [4, 5, 0]
+    # left-truncation keeps the completion whole
+    assert mask_prompt_labels([1, 2, 3], [4, 5], eos_id=0, max_length=4) == ([3, 4, 5, 0], [IGNORE_INDEX, 4, 5, 0])
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    ds = SFTDataset([p for p, _ in PAIRS], [c for _, c in PAIRS], tok, max_length=64)
+    for (p, c), item in zip(PAIRS, ds.items):
+        n_prompt = len(tok(p, add_special_tokens=False)["input_ids"])
+        assert item["labels"][:n_prompt] == [IGNORE_INDEX] * n_prompt
+        assert item["labels"][n_prompt:] == item["input_ids"][n_prompt:]
+        assert tok.decode(item["labels"][n_prompt:-1]) == c and item["labels"][-1] == tok.eos_token_id
+    batch = SFTCollator(tok.eos_token_id)([ds[0], ds[1]])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert ((batch["attention_mask"] == 0) <= (batch["labels"] == IGNORE_INDEX)).all()  # padding is never learned
+
+
+def test_loss_counts_only_completion_tokens(tiny_lm):
+    """The model's loss with masked labels equals cross-entropy over the completion positions alone."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    item = SFTDataset([PAIRS[0][0]], [PAIRS[0][1]], tok)[0]
+    ids, labels = torch.tensor([item["input_ids"]]), torch.tensor([item["labels"]])
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=labels)
+        logp = out.logits[0, :-1].log_softmax(-1)
+        target = ids[0, 1:]
+        keep = labels[0, 1:] != IGNORE_INDEX
+        manual = -logp[keep].gather(1, target[keep, None]).mean()
+        everything = -logp.gather(1, target[:, None]).mean()
+    assert torch.allclose(out.loss, manual, atol=1e-5)
+    assert not torch.allclose(out.loss, everything, atol=1e-3)
+
+
+def test_lora_targets_fall_back_to_the_architecture():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    m = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=10))
+    assert lora_targets(m, ["query", "value"]) == ["c_attn"]
+    assert lora_targets(m, ["c_fc"]) == ["c_fc"]
+
+
+def test_cli_trains_writes_adapter_and_metrics(tiny_lm, tmp_path, capsys):
+    data = _write(tmp_path / "sft.jsonl", [{"prompt": p, "completion": c} for p, c in PAIRS * 3])
+    out = tmp_path / "run"
+    code = main(["finetune", "--task", "causal-lm", "--data", str(data), "--model", str(tiny_lm), "--out", str(out),
+                 "--epochs", "3", "--batch-size", "4", "--lr", "1e-2", "--r", "4", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "causal-lm" and metrics["lora_target_modules"] == ["c_attn"]
+    assert metrics["train_size"] + metrics["val_size"] == 24 and metrics["val_size"] >= 1
+    assert 0 < metrics["completion_tokens"] < metrics["total_tokens"]
+    assert metrics["trainable_percent"] < 20
+    losses = [s["loss"] for s in metrics["history"]["steps"]]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # it learns
+    assert len(metrics["samples"]) >= 1 and {"prompt", "reference", "generated"} <= set(metrics["samples"][0])
+    assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    assert (out / "tokenizer.json").exists() and json.loads((out / "tutorlib_model.json").read_text())["task"] == "causal-lm"
+    # the adapter reloads on the base model and gives the trained model's outputs
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    tuned = PeftModel.from_pretrained(base, out).eval()
+    x = torch.tensor([[1, 2, 3, 4]])
+    assert not torch.allclose(tuned(input_ids=x).logits, AutoModelForCausalLM.from_pretrained(tiny_lm)(input_ids=x).logits)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"prompt": "a", "completion": "b"}, {"prompt": "c"}], "line 2 has no 'completion' key (it has 'prompt')"),
+    ([{"prompt": "a", "completion": "b"}, {"text": "c", "completion": "d"}], "line 2 has no 'prompt' key"),
+    ([{"prompt": "a", "completion": "b"}, "", "not json"], "line 3 is not valid JSON"),
+    ([{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "  "}], "line 2: 'completion' is empty"),
+    ([{"prompt": "a", "completion": "b"}, ["a", "b"]], "line 2 is a JSON list"),
+    ([], "is empty"),
+])
+def test_bad_jsonl_names_the_line(tmp_path, rows, message, tiny_lm, capsys):
+    data = _write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_prompt_completion(data)
+    code = main(["finetune", "--task", "causal-lm", "--data", str(data), "--model", str(tiny_lm),
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_custom_keys_and_missing_model(tmp_path, tiny_lm, capsys):
+    data = _write(tmp_path / "qa.jsonl", [{"question": p, "answer": c} for p, c in PAIRS[:4]])
+    assert main(["finetune", "--task", "causal-lm", "--data", str(data), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "needs --model" in capsys.readouterr().err
+    code = main(["finetune", "--task", "causal-lm", "--data", str(data), "--model", str(tiny_lm), "--prompt-col",
+                 "question", "--completion-col", "answer", "--epochs", "1", "--out", str(tmp_path / "r2"), "--quiet"])
+    assert code == 0 and (tmp_path / "r2" / "adapter_model.safetensors").exists()
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "tutorlib.finetune", "finetune", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "causal-lm" in out.stdout and "--completion-col" in out.stdout
