@@ -168,6 +168,25 @@ def _check_new(max_new_tokens: int) -> None:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
 
 
+def _decode(ids: torch.Tensor, max_new_tokens: int, eos_id: int | None,
+            pick: Any) -> torch.Tensor:
+    """The token-by-token loop shared by :func:`greedy` and :func:`sample`: ``pick(ids)`` gives the next ids.
+
+    A row that has produced ``eos_id`` keeps emitting it; the loop stops once every row has.
+    """
+    _check_new(max_new_tokens)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    for _ in range(int(max_new_tokens)):
+        nxt = pick(ids)
+        if eos_id is not None:
+            nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
+            done |= nxt == eos_id
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        if eos_id is not None and bool(done.all()):
+            break
+    return ids
+
+
 @torch.no_grad()
 def greedy(model: Any, ids: torch.Tensor, max_new_tokens: int, repetition_penalty: float = 1.0,
            eos_id: int | None = None) -> torch.Tensor:
@@ -177,18 +196,8 @@ def greedy(model: Any, ids: torch.Tensor, max_new_tokens: int, repetition_penalt
     tensor([[0, 1, 2, 3]])
     """
     ids, fn = _check_ids(ids), as_logits_fn(model)
-    _check_new(max_new_tokens)
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    for _ in range(int(max_new_tokens)):
-        logits = apply_repetition_penalty(next_token_logits(fn, ids), ids, repetition_penalty)
-        nxt = logits.argmax(dim=-1)
-        if eos_id is not None:
-            nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
-            done |= nxt == eos_id
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-        if eos_id is not None and bool(done.all()):
-            break
-    return ids
+    return _decode(ids, max_new_tokens, eos_id,
+                   lambda ids: apply_repetition_penalty(next_token_logits(fn, ids), ids, repetition_penalty).argmax(dim=-1))
 
 
 @torch.no_grad()
@@ -205,18 +214,9 @@ def sample(model: Any, ids: torch.Tensor, max_new_tokens: int, temperature: floa
     torch.Size([1, 6])
     """
     ids, fn = _check_ids(ids), as_logits_fn(model)
-    _check_new(max_new_tokens)
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    for _ in range(int(max_new_tokens)):
-        probs = filtered_distribution(next_token_logits(fn, ids), ids, temperature, top_k, top_p, repetition_penalty)
-        nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        if eos_id is not None:
-            nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
-            done |= nxt == eos_id
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-        if eos_id is not None and bool(done.all()):
-            break
-    return ids
+    return _decode(ids, max_new_tokens, eos_id, lambda ids: torch.multinomial(
+        filtered_distribution(next_token_logits(fn, ids), ids, temperature, top_k, top_p, repetition_penalty),
+        1, generator=generator).squeeze(1))
 
 
 @torch.no_grad()

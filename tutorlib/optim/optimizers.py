@@ -196,6 +196,16 @@ class _FromScratch(torch.optim.Optimizer):
     def _update(self, p: torch.Tensor, group: dict[str, Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _moments(self, p: torch.Tensor) -> dict[str, Any]:
+        """Adam-style state of ``p`` (step count, first and second moments), created on first use; counts this step."""
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        return state
+
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """Update every parameter that has a gradient; returns the closure's loss if one was given."""
@@ -250,12 +260,7 @@ class Adam(_FromScratch):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, decoupled=decoupled))
 
     def _update(self, p: torch.Tensor, group: dict[str, Any]) -> None:
-        state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(p)
-            state["exp_avg_sq"] = torch.zeros_like(p)
-        state["step"] += 1
+        state = self._moments(p)
         new_p, state["exp_avg"], state["exp_avg_sq"] = adam_step(
             p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"], group["betas"],
             group["eps"], group["weight_decay"], group["decoupled"])
@@ -279,12 +284,7 @@ class LAMB(_FromScratch):
                                       phi_bounds=phi_bounds))
 
     def _update(self, p: torch.Tensor, group: dict[str, Any]) -> None:
-        state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(p)
-            state["exp_avg_sq"] = torch.zeros_like(p)
-        state["step"] += 1
+        state = self._moments(p)
         new_p, state["exp_avg"], state["exp_avg_sq"] = lamb_step(
             p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"], group["betas"],
             group["eps"], group["weight_decay"], group["phi_bounds"])
