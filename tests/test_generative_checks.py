@@ -12,15 +12,6 @@ import torch.nn.functional as F
 from tutorlib.grading.registry import run_check
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def reparameterize(mu, logvar, eps):
     return mu + torch.exp(0.5 * logvar) * eps
 

@@ -15,15 +15,6 @@ from tutorlib.generative.gan import (GAN, DCGANDiscriminator, DCGANGenerator, GA
 from tutorlib.train import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_dcgan_init_and_adam_settings():
     gan = GAN(latent_dim=16, width=32)
     convs = [m for m in gan.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]

@@ -13,15 +13,6 @@ from tutorlib.generative.quality import (classifier_features, conditional_accura
 from tutorlib.models import SmallCNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _random_spd(rng: np.random.RandomState, d: int) -> np.ndarray:
     a = rng.randn(d, d)
     return a @ a.T + 0.1 * np.eye(d)

@@ -17,15 +17,6 @@ from tutorlib.generative.text2image import (ATTRIBUTES, AttributeClassifier, Cap
 from tutorlib.train import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_all_captions_and_tokenizer():
     caps = all_captions()
     assert len(caps) == 160 and len({c for c, _ in caps}) == 160

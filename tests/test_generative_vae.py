@@ -15,15 +15,6 @@ from tutorlib.generative.vae import (ConvVAE, beta_sweep, elbo_terms, encode_dat
 from tutorlib.train import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_reparameterize_is_normal_rsample_with_same_noise_and_gradients():
     mu = torch.randn(5, 3, requires_grad=True)
     logvar = torch.randn(5, 3, requires_grad=True)

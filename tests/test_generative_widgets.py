@@ -11,15 +11,6 @@ from tutorlib.generative.vae import ConvVAE
 from tutorlib.generative.widgets import LatentExplorer, interpolate, latent_explorer, slerp
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_interpolate_endpoints_and_slerp_norm():
     z0, z1 = torch.randn(16), torch.randn(16)
     for method in ("linear", "slerp"):
