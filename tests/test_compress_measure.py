@@ -10,9 +10,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from tutorlib.compress import (Measurement, SparsityExplorer, accuracy_of, compare_latency, count_parameters,  # noqa: E402
-                               latency_ms, make_permanent, measure, measurements_table, model_bytes, pareto_front,
-                               plot_variants, prune_and_measure, prune_magnitude, smallest_above, sparsity_explorer)
+from tutorlib.compress import (Measurement, SparsityExplorer, accuracy_of, amdahl_speedup,  # noqa: E402
+                               compare_latency, count_parameters, latency_ms, make_permanent, matmul_share, measure,
+                               measurements_table, model_bytes, pareto_front, plot_variants, prune_and_measure,
+                               prune_magnitude, quantize_legacy, retime, smallest_above, sparsity_explorer, time_by_op)
 from tutorlib.data import load_digits  # noqa: E402
 from tutorlib.models import MLP, SmallCNN  # noqa: E402
 from tutorlib.train import Trainer  # noqa: E402
@@ -41,6 +42,44 @@ def test_latency_and_interleaved_comparison():
         compare_latency({"a": small}, torch.randn(2, 32), repeats=0)
     with pytest.raises(ValueError, match="no models"):
         compare_latency({}, torch.randn(2, 32))
+
+
+def test_retime_replaces_only_the_latency():
+    small, big = nn.Linear(512, 16), nn.Sequential(*[nn.Linear(512, 512) for _ in range(6)])
+    x = torch.randn(64, 512)
+    stale = [Measurement("small", 1, 1, 10, 1e6, 0.5, {"note": 1}), Measurement("big", 2, 2, 20, 1e-6, 0.9)]
+    fresh = retime(stale, {"small": small, "big": big}, x, repeats=5, warmup=1)
+    assert [p.name for p in fresh] == ["small", "big"]
+    assert fresh[0].latency_ms < fresh[1].latency_ms  # the made-up latencies said the opposite
+    assert (fresh[0].params, fresh[0].bytes, fresh[0].accuracy, fresh[0].extra) == (1, 10, 0.5, {"note": 1})
+    assert stale[0].latency_ms == 1e6  # the inputs are not changed
+    with pytest.raises(KeyError, match="no model given for"):
+        retime(stale, {"small": small}, x)
+
+
+def test_time_by_op_finds_the_matmuls_float_and_int8():
+    model = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256))
+    x = torch.randn(64, 256)
+    ops = time_by_op(model, x, repeats=2)
+    assert {"aten::addmm", "aten::gelu"} <= set(ops)
+    assert list(ops.values()) == sorted(ops.values(), reverse=True)
+    assert 0.3 < matmul_share(ops) <= 1.0  # two 256x1024 matmuls dominate one GELU
+    q_ops = time_by_op(quantize_legacy(model), x, repeats=2)
+    assert "quantized::linear_dynamic" in q_ops and "aten::addmm" not in q_ops
+    assert matmul_share(q_ops) > 0
+    with pytest.raises(ValueError, match="no time"):
+        matmul_share({})
+
+
+def test_amdahl_speedup_bounds():
+    assert amdahl_speedup(0.0, 10.0) == 1.0
+    assert amdahl_speedup(1.0, 3.0) == pytest.approx(3.0)
+    assert amdahl_speedup(0.8, 2.0) == pytest.approx(1 / (0.2 + 0.4))
+    assert amdahl_speedup(0.9, 1e12) < 10.0 + 1e-6
+    with pytest.raises(ValueError, match="fraction"):
+        amdahl_speedup(1.5, 2.0)
+    with pytest.raises(ValueError, match="factor"):
+        amdahl_speedup(0.5, 0.0)
 
 
 def test_timing_restores_training_mode():

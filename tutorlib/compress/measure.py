@@ -1,7 +1,9 @@
 """What a compressed model costs and what it is worth: parameters, non-zeros, bytes, latency, accuracy.
 
 :func:`measure` gives one :class:`Measurement`; :func:`compare_latency` times several models in
-interleaved rounds (fair on a noisy, shared machine); :func:`pareto_front` and
+interleaved rounds (fair on a noisy, shared machine) and :func:`retime` puts measurements taken at
+different times on that common footing; :func:`time_by_op`, :func:`matmul_share` and
+:func:`amdahl_speedup` say how much a faster matmul can speed up the whole model; :func:`pareto_front` and
 :func:`smallest_above` read a list of measurements; :func:`plot_variants` draws them.
 
 >>> import torch
@@ -30,6 +32,11 @@ __all__ = [
     "serialized_bytes",
     "latency_ms",
     "compare_latency",
+    "retime",
+    "MATMUL_OPS",
+    "time_by_op",
+    "matmul_share",
+    "amdahl_speedup",
     "accuracy_of",
     "measure",
     "pareto_front",
@@ -204,6 +211,92 @@ def compare_latency(models: Mapping[str, nn.Module], example: Any, repeats: int 
         for k, m in models.items():
             m.train(states[k])
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def retime(points: Sequence[Measurement], models: Mapping[str, nn.Module], example: Any, repeats: int = 10,
+           warmup: int = 2, progress: bool = False) -> list[Measurement]:
+    """The same measurements with every latency re-taken in one interleaved :func:`compare_latency` run.
+
+    Latencies measured minutes apart on a shared machine differ by the load of the moment as much
+    as by the model; re-timing the variants side by side makes their ratios comparable. ``models``
+    maps each measurement's name to its model.
+
+    >>> a, b = nn.Linear(8, 8), nn.Linear(8, 2)
+    >>> pts = [measure(a, torch.randn(4, 8), name="a", repeats=2), measure(b, torch.randn(4, 8), name="b", repeats=2)]
+    >>> [p.name for p in retime(pts, {"a": a, "b": b}, torch.randn(4, 8), repeats=2)]
+    ['a', 'b']
+    """
+    missing = [p.name for p in points if p.name not in models]
+    if missing:
+        raise KeyError(f"no model given for {missing}: pass models={{name: model}} for every measurement")
+    times = compare_latency({p.name: models[p.name] for p in points}, example, repeats=repeats, warmup=warmup,
+                            progress=progress)
+    out = []
+    for p in points:
+        q = Measurement(**{**asdict(p), "extra": dict(p.extra)})
+        q.latency_ms = times[p.name]
+        out.append(q)
+    return out
+
+
+#: Profiler names of the matrix products that int8 kernels replace (float ``nn.Linear`` and its int8 twins).
+MATMUL_OPS: tuple[str, ...] = ("aten::addmm", "aten::mm", "aten::_int_mm", "quantized::linear_dynamic",
+                               "quantized::linear", "onednn::qlinear_pointwise")
+
+
+def time_by_op(model: nn.Module, example: Any, repeats: int = 3) -> dict[str, float]:
+    """Milliseconds of self CPU time per operator for one call of ``model(example)`` (mean of ``repeats``), largest first.
+
+    Uses ``torch.profiler``; the operator names are PyTorch's (``aten::addmm`` is a Linear layer's
+    matmul, ``aten::gelu`` the activation, ...).
+
+    >>> ops = time_by_op(nn.Linear(64, 64), torch.randn(32, 64), repeats=1)
+    >>> "aten::addmm" in ops
+    True
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    state = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            _call(model, example)  # warm-up outside the profile
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(repeats):
+                    _call(model, example)
+    finally:
+        model.train(state)
+    totals = {e.key: e.self_cpu_time_total / 1000 / repeats for e in prof.key_averages()}
+    return dict(sorted(((k, v) for k, v in totals.items() if v > 0), key=lambda kv: -kv[1]))
+
+
+def matmul_share(ops: Mapping[str, float]) -> float:
+    """The fraction of the time in ``ops`` (from :func:`time_by_op`) spent in :data:`MATMUL_OPS`.
+
+    >>> matmul_share({"aten::addmm": 3.0, "aten::gelu": 1.0})
+    0.75
+    """
+    total = sum(ops.values())
+    if total <= 0:
+        raise ValueError("ops holds no time: profile a model call with time_by_op first")
+    return sum(v for k, v in ops.items() if k in MATMUL_OPS) / total
+
+
+def amdahl_speedup(fraction: float, factor: float) -> float:
+    """Amdahl's law: the whole-model speed-up when a ``fraction`` of the time runs ``factor``× faster.
+
+    >>> round(amdahl_speedup(0.75, 2.0), 3)   # 75 % of the time in matmuls made 2x faster
+    1.6
+    >>> amdahl_speedup(0.75, float("inf"))   # even infinitely fast matmuls give at most 1 / (1 - 0.75)
+    4.0
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    if factor <= 0:
+        raise ValueError(f"factor must be positive, got {factor}")
+    return 1.0 / ((1.0 - fraction) + fraction / factor)
 
 
 def _model_device(model: nn.Module) -> torch.device:
