@@ -15,11 +15,14 @@ different times on that common footing; :func:`time_by_op`, :func:`matmul_share`
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -244,6 +247,20 @@ MATMUL_OPS: tuple[str, ...] = ("aten::addmm", "aten::mm", "aten::_int_mm", "quan
                                "quantized::linear", "onednn::qlinear_pointwise")
 
 
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: the profiler's C++ side prints start/stop lines there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def time_by_op(model: nn.Module, example: Any, repeats: int = 3) -> dict[str, float]:
     """Milliseconds of self CPU time per operator for one call of ``model(example)`` (mean of ``repeats``), largest first.
 
@@ -263,7 +280,7 @@ def time_by_op(model: nn.Module, example: Any, repeats: int = 3) -> dict[str, fl
     try:
         with torch.inference_mode():
             _call(model, example)  # warm-up outside the profile
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
                 for _ in range(repeats):
                     _call(model, example)
     finally:
