@@ -3,7 +3,8 @@ our LoRA == peft LoRA on a tiny config; merged LoRA adds no latency.
 
 Prints Markdown tables (and the machine). Run from the repository root:
 
-    python benchmarks/peft.py                       # the table: every method, full review data, 3 epochs
+    python benchmarks/peft.py                       # the table: every method, full review data, 3 epochs, seeds 0 1 2
+    python benchmarks/peft.py --methods full lora   # only the target (about 30 min on 2 CPU cores)
     python benchmarks/peft.py --epochs 1 --limit 300 --methods head full lora   # quicker
     python benchmarks/peft.py --sweep ia3 prefix    # learning-rate sweeps behind DEFAULT_LR
     python benchmarks/peft.py --json results.json   # also write the numbers
@@ -189,7 +190,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="training reviews to use (default all 1,120)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="one run per seed; the target compares the means (240 test reviews: one seed is noise)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=20, help="latency repeats")
     ap.add_argument("--skip-table", action="store_true")
