@@ -11,8 +11,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from tutorlib.compress import (Measurement, SparsityExplorer, accuracy_of, amdahl_speedup,  # noqa: E402
-                               compare_latency, count_parameters, latency_ms, make_permanent, matmul_share, measure,
-                               measurements_table, model_bytes, pareto_front, plot_variants, prune_and_measure,
+                               compare_latency, correct_of, count_parameters, latency_ms, make_permanent,
+                               matmul_share, measure, measurements_table, model_bytes, paired_difference,
+                               pareto_front, plot_variants, prune_and_measure,
                                prune_magnitude, quantize_legacy, retime, smallest_above, sparsity_explorer, time_by_op)
 from tutorlib.data import load_digits  # noqa: E402
 from tutorlib.models import MLP, SmallCNN  # noqa: E402
@@ -192,3 +193,26 @@ def test_explorer_on_a_masked_copy_is_not_needed():
     make_permanent(model)
     with pytest.raises(TypeError, match="evaluate"):
         SparsityExplorer(model, evaluate=0.5)
+
+
+def test_correct_of_agrees_with_accuracy_of():
+    cnn = _trained_cnn()
+    val = load_digits("val", limit=128)
+    correct = correct_of(cnn, val)
+    assert correct.dtype == torch.bool and correct.shape == (len(val),)
+    assert correct.float().mean().item() == pytest.approx(accuracy_of(cnn, val))
+
+
+def test_paired_difference_uses_the_disagreements():
+    a = torch.tensor([True] * 80 + [False] * 20)
+    same = paired_difference(a, a)
+    assert same == (0.0, 0.0)  # identical answers: no difference and no uncertainty
+    b = a.clone()
+    b[:4] = False  # b gets 4 of the 100 wrong that a got right
+    diff, se = paired_difference(a, b)
+    assert diff == pytest.approx(-4.0)
+    d = (b.float() - a.float())
+    assert se == pytest.approx(100 * d.std().item() / 10)  # sd of the per-example differences / sqrt(100)
+    assert 0 < se < 3  # far smaller than the unpaired error of two 80 % accuracies on 100 examples (≈ 5.7)
+    with pytest.raises(ValueError, match="same"):
+        paired_difference(a, a[:50])

@@ -41,6 +41,8 @@ __all__ = [
     "matmul_share",
     "amdahl_speedup",
     "accuracy_of",
+    "correct_of",
+    "paired_difference",
     "measure",
     "pareto_front",
     "smallest_above",
@@ -338,6 +340,43 @@ def accuracy_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callab
     if "val_accuracy" not in result:
         raise ValueError("the data gave no (logits, labels) to score: use (x, y) pairs or dicts with 'labels'")
     return float(result["val_accuracy"])
+
+
+def correct_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callable | None = None,
+               batch_size: int = 64) -> torch.Tensor:
+    """Per-example correctness (a bool tensor, one entry per example of ``data``) — the raw material of :func:`paired_difference`.
+
+    >>> ds = torch.utils.data.TensorDataset(torch.randn(8, 3), torch.zeros(8, dtype=torch.long))
+    >>> correct_of(nn.Linear(3, 2), ds).shape
+    torch.Size([8])
+    """
+    from tutorlib.train import Trainer
+
+    trainer = Trainer(model, manual_optimization=True, device=_model_device(model), batch_size=batch_size,
+                      eval_batch_size=batch_size, collate_fn=collate_fn, progress=False, log=False)
+    logits, targets = trainer.predict(data)
+    if targets is None:
+        raise ValueError("the data gave no labels to score: use (x, y) pairs or dicts with 'labels'")
+    return logits.argmax(-1) == targets
+
+
+def paired_difference(correct_a: torch.Tensor, correct_b: torch.Tensor) -> tuple[float, float]:
+    """Accuracy of ``b`` minus accuracy of ``a`` on the same examples, and its standard error (both in points).
+
+    Both models answered the same questions, so the difference is judged by the examples where they
+    *disagree*: the standard error is ``sd(b_i − a_i) / √n``. A compressed model that drops 1.7 points
+    with a standard error of 1.5 has not been shown to be worse than one that drops 1.0.
+
+    >>> a = torch.tensor([True] * 90 + [False] * 10); b = a.clone(); b[:3] = False
+    >>> round(paired_difference(a, b)[0], 6)
+    -3.0
+    """
+    a, b = torch.as_tensor(correct_a).float().flatten(), torch.as_tensor(correct_b).float().flatten()
+    if a.shape != b.shape or a.numel() < 2:
+        raise ValueError(f"need two equally long correctness vectors over the same ≥ 2 examples, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}: score both models on the same data with correct_of()")
+    d = b - a
+    return 100 * float(d.mean()), 100 * float(d.std() / d.numel() ** 0.5)
 
 
 def measure(model: nn.Module, example: Any, data: Dataset | DataLoader | None = None, *, name: str = "model",
