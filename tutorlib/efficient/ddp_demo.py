@@ -161,4 +161,12 @@ def launch(nproc: int = 2, *, n: int = 512, batch_size: int = 32, epochs: int = 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if "LOCAL_RANK" in os.environ:
+        # Under torchrun, skip the interpreter's finalisation: the process group is already destroyed and
+        # everything is written, but gloo's C++ threads can still race the teardown and abort a rank
+        # ("terminate called without an active exception", exit -6) on a loaded machine.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
