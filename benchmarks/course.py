@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from tutorlib.grading.nbexec import NudgingClient
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_CELL = ("import resource as _r, sys as _s\n"
@@ -38,7 +39,7 @@ def run_lesson(path: Path, smoke: bool, timeout: int, save: Path | None = None) 
     t0 = time.perf_counter()
     error = ""
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NudgingClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": tempfile.mkdtemp(prefix="course-")}}).execute()
     except Exception as exc:  # noqa: BLE001 - report and go on with the next lesson
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]

@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from tutorlib.grading.nbexec import NudgingClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def run_notebook(path: str | Path, timeout: int = 300, smoke: bool = True, extra
         })
         os.environ.update(extra_env or {})
         try:
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+            client = NudgingClient(nb, timeout=timeout, kernel_name="python3",
                                     resources={"metadata": {"path": str(work)}})
             client.execute()
         finally:
