@@ -40,7 +40,7 @@ def run_lesson(path: Path, smoke: bool, timeout: int, save: Path | None = None) 
     error = ""
     try:
         NudgingClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": tempfile.mkdtemp(prefix="course-")}}).execute()
+                      resources={"metadata": {"path": tempfile.mkdtemp(prefix="course-")}}).execute()
     except Exception as exc:  # noqa: BLE001 - report and go on with the next lesson
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         error = " / ".join(lines[-3:])[:300] if lines else type(exc).__name__

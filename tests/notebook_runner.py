@@ -36,7 +36,7 @@ def run_notebook(path: str | Path, timeout: int = 300, smoke: bool = True, extra
         os.environ.update(extra_env or {})
         try:
             client = NudgingClient(nb, timeout=timeout, kernel_name="python3",
-                                    resources={"metadata": {"path": str(work)}})
+                                   resources={"metadata": {"path": str(work)}})
             client.execute()
         finally:
             os.environ.clear()

@@ -324,6 +324,14 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _eval_trainer(model: nn.Module, collate_fn: Callable | None, batch_size: int) -> Any:
+    """A Trainer that only evaluates ``model`` where it lives (no optimizer, so quantized models work too)."""
+    from tutorlib.train import Trainer
+
+    return Trainer(model, manual_optimization=True, device=_model_device(model), batch_size=batch_size,
+                   eval_batch_size=batch_size, collate_fn=collate_fn, progress=False, log=False)
+
+
 def accuracy_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callable | None = None,
                 batch_size: int = 64) -> float:
     """Accuracy of ``model`` on ``data`` via ``Trainer.evaluate`` (works for quantized models without gradients).
@@ -332,11 +340,7 @@ def accuracy_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callab
     >>> 0.0 <= accuracy_of(nn.Linear(3, 2), ds) <= 1.0
     True
     """
-    from tutorlib.train import Trainer
-
-    trainer = Trainer(model, manual_optimization=True, device=_model_device(model), batch_size=batch_size,
-                      eval_batch_size=batch_size, collate_fn=collate_fn, progress=False, log=False)
-    result = trainer.evaluate(data)
+    result = _eval_trainer(model, collate_fn, batch_size).evaluate(data)
     if "val_accuracy" not in result:
         raise ValueError("the data gave no (logits, labels) to score: use (x, y) pairs or dicts with 'labels'")
     return float(result["val_accuracy"])
@@ -350,11 +354,7 @@ def correct_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callabl
     >>> correct_of(nn.Linear(3, 2), ds).shape
     torch.Size([8])
     """
-    from tutorlib.train import Trainer
-
-    trainer = Trainer(model, manual_optimization=True, device=_model_device(model), batch_size=batch_size,
-                      eval_batch_size=batch_size, collate_fn=collate_fn, progress=False, log=False)
-    logits, targets = trainer.predict(data)
+    logits, targets = _eval_trainer(model, collate_fn, batch_size).predict(data)
     if targets is None:
         raise ValueError("the data gave no labels to score: use (x, y) pairs or dicts with 'labels'")
     return logits.argmax(-1) == targets

@@ -51,13 +51,13 @@ import psutil
 from jupyter_client.manager import KernelManager
 
 from . import registry
+from .nbexec import NUDGE_S
 
 __all__ = ["NotebookError", "ExerciseResult", "NotebookReport", "grade_notebook", "grade_paths", "default_memory_limit"]
 
 _LESSON_FROM_NAME = re.compile(r"^(\d{2})_")
 _GRACE_S = 3.0  # how long an interrupted cell may take to stop before the kernel is killed
 _POLL_S = 0.05
-_NUDGE_S = 15.0  # while a cell runs, poke the kernel this often: a reply can sit unsent until a new message arrives (see nbexec)
 
 
 class NotebookError(Exception):
@@ -249,7 +249,7 @@ class _Kernel:
         deadline = start + max(timeout, 0.1)
         interrupted_at: float | None = None
         out: dict[str, Any] = {"bytes": 0, "ename": "", "evalue": ""}
-        next_nudge = start + _NUDGE_S
+        next_nudge = start + NUDGE_S
         while True:
             self._drain_iopub(msg_id, out)
             try:
@@ -273,8 +273,8 @@ class _Kernel:
             if not self.alive():
                 return _Outcome("died", now - start, detail=self._death_detail())
             if now >= next_nudge:
-                self.kc.kernel_info()  # its reply has another parent id and is skipped above
-                next_nudge = now + _NUDGE_S
+                self.kc.kernel_info()  # a reply can sit unsent until a new message arrives (see nbexec)
+                next_nudge = now + NUDGE_S
             if now >= self._next_mem_check:
                 self._next_mem_check = now + 0.1
                 used = self._memory()

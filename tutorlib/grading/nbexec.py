@@ -22,7 +22,9 @@ from typing import Any
 
 from nbclient import NotebookClient
 
-__all__ = ["NudgingClient"]
+__all__ = ["NUDGE_S", "NudgingClient"]
+
+NUDGE_S = 15.0  # seconds between nudges while a cell runs (also used by the grader)
 
 
 class NudgingClient(NotebookClient):
@@ -31,7 +33,7 @@ class NudgingClient(NotebookClient):
     ``nudges`` counts the ``kernel_info_request`` messages sent. All other arguments are nbclient's.
     """
 
-    def __init__(self, nb: Any, km: Any = None, nudge_s: float = 15.0, **kw: Any) -> None:
+    def __init__(self, nb: Any, km: Any = None, nudge_s: float = NUDGE_S, **kw: Any) -> None:
         if nudge_s <= 0:
             raise ValueError(f"nudge_s must be positive, got {nudge_s}")
         super().__init__(nb, km=km, **kw)
