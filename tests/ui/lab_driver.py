@@ -30,6 +30,34 @@ def wait_until(page, predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+# What the kernel drew in a widget: its text without slider readouts and text boxes (which the browser changes
+# on its own when a slider moves) plus the data of every image, so a redrawn figure counts even when the
+# number of images stays the same.
+OUTPUT_SIGNATURE = """(box) => {
+  const copy = box.cloneNode(true);
+  copy.querySelectorAll('.widget-readout, input, textarea, select').forEach(e => e.remove());
+  const images = Array.from(box.querySelectorAll('img')).map(i => i.src.length + ':' + i.src.slice(-64));
+  return copy.textContent + '|' + images.join(',');
+}"""
+
+
+def output_signature(box) -> str:
+    """What the kernel has drawn in widget ``box`` (a Playwright locator), ignoring browser-side readouts."""
+    return box.evaluate(OUTPUT_SIGNATURE)
+
+
+def wait_kernel_idle(page, timeout: float = 180) -> None:
+    """Wait until the kernel has been idle for three checks in a row (a widget message may just be arriving)."""
+    page.wait_for_timeout(1000)
+    streak = {"n": 0}
+
+    def settled() -> bool:
+        streak["n"] = streak["n"] + 1 if page.evaluate(KERNEL_STATUS) == "idle" else 0
+        return streak["n"] >= 3
+
+    wait_until(page, settled, timeout, "the kernel to be idle after a widget interaction")
+
+
 def run_all(page, timeout: float = 300) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_timeout(1000)

@@ -10,7 +10,8 @@ import pytest
 
 import sys as _sys
 _sys.path.insert(0, str(Path(__file__).parent))
-from lab_driver import error_outputs, open_notebook, run_all, run_cell, set_cell_source, wait_until
+from lab_driver import (error_outputs, open_notebook, output_signature, run_all, run_cell, set_cell_source,
+                        wait_kernel_idle, wait_until)
 
 pytestmark = [pytest.mark.ui, pytest.mark.xdist_group("ui")]
 
@@ -43,19 +44,29 @@ def test_lesson_runs_and_its_widget_responds(lab, page, path):
     box = page.locator(".tutorlib-widget").first
     assert box.count() == 1, f"{path.name}: no widget with the tutorlib-widget class"
     box.scroll_into_view_if_needed()
-    before = box.inner_text() + str(box.locator("img").count())
-    # Move the first slider (if any) three steps, then press the first button (if any): the settings and so
-    # the output differ from the notebook's own run, and a run counter or new result must appear.
+    before = output_signature(box)
+    # Move the first slider (if any) three steps and let the kernel answer. Only if that redrew nothing (a
+    # slider that merely sets an option) press the first button: pressing it after a slider that did redraw
+    # could undo the move (lesson 08's "sliders ← A") and leave the output exactly as it was.
     handle = box.locator(".noUi-handle").first
     if handle.count():
+        position = lambda: handle.get_attribute("aria-valuenow")  # noqa: E731 - noUiSlider's own value
+        start = position()
         handle.focus()
-        for _ in range(3):
-            page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(500)
-    kind = box.evaluate(INTERACT)
-    assert handle.count() or kind == "button", f"{path.name}: the widget has neither a button nor a slider"
-    wait_until(page, lambda: box.inner_text() + str(box.locator("img").count()) != before, 180,
-               f"{path.name}'s widget output to change after interaction")
+        for key in ("ArrowRight", "ArrowLeft"):  # left only if the slider already sits at its maximum
+            for _ in range(3):
+                page.keyboard.press(key)
+            page.wait_for_timeout(300)
+            if position() != start:
+                break
+        assert position() != start, f"{path.name}: the first slider did not move with the arrow keys"
+        wait_kernel_idle(page)
+        page.wait_for_timeout(1500)  # let the redrawn output render
+    if output_signature(box) == before:
+        kind = box.evaluate(INTERACT)
+        assert kind == "button", f"{path.name}: moving the slider changed nothing and the widget has no button"
+        wait_until(page, lambda: output_signature(box) != before, 180,
+                   f"{path.name}'s widget output to change after pressing its button")
     page.wait_for_timeout(1000)
     box.screenshot(path=str(shot.with_name(f"{path.stem}-widget.png")))
 
