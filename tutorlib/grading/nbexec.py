@@ -1,11 +1,18 @@
-"""Execute a notebook with nbclient without the lost-reply stall: :class:`NudgingClient`.
+"""Execute a notebook with nbclient without the lost-wakeup stall: :class:`NudgingClient`.
 
 Running the lessons headless (tests, ``benchmarks/course.py``) occasionally stalled after a widget cell:
-the kernel had finished the cell and was idle, yet its ``execute_reply`` never reached the client,
-which then waited out the whole cell timeout. Any new message to the kernel released the reply at
-once (seen with ipykernel 7.4, pyzmq 27.3; a stall was also seen with ipykernel 6.31). This client
-sends a harmless ``kernel_info_request`` every ``nudge_s`` seconds while a cell runs; nbclient
-ignores replies to requests it did not make, so a normal run is unchanged.
+the kernel had finished the cell and was idle, yet nbclient kept waiting — until the cell timeout, at
+which point the cell "finished" normally. The explanation that fits every observation is a missed
+wakeup: pyzmq's asyncio poll watches a
+ZeroMQ socket's file descriptor, which signals *changes* (edge-triggered); when a wakeup is missed, the
+reply sits unread in the socket until the poll's timer fires and pyzmq does one last real poll — and
+nbclient's timer is the whole cell timeout (seen with ipykernel 7.4, pyzmq 27.3, nbclient 0.11; a
+stall was also seen with ipykernel 6.31).
+
+This client therefore waits on the shell and IOPub channels in slices of at most ``poll_s`` seconds
+(each slice ends with that real poll, so an unread message is found within ``poll_s``), and also sends a
+harmless ``kernel_info_request`` every ``nudge_s`` seconds while a cell runs. nbclient ignores replies
+to requests it did not make, so a normal run is unchanged.
 
 >>> import nbformat
 >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(0.5); print(6 * 7)")])
@@ -18,27 +25,69 @@ ignores replies to requests it did not make, so a normal run is unchanged.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from queue import Empty
+from typing import Any, Awaitable, Callable
 
 from nbclient import NotebookClient
 
-__all__ = ["NUDGE_S", "NudgingClient"]
+__all__ = ["NUDGE_S", "POLL_S", "NudgingClient", "sliced"]
 
 NUDGE_S = 15.0  # seconds between nudges while a cell runs (also used by the grader)
+POLL_S = 1.0    # longest single wait on a channel before a real (level-triggered) poll
+
+
+def sliced(get_msg: Callable[..., Awaitable[dict]], poll_s: float = POLL_S) -> Callable[..., Awaitable[dict]]:
+    """Wrap an async ``get_msg(timeout=None)`` so it waits in slices of at most ``poll_s`` seconds.
+
+    Same contract as the original (a message, or ``queue.Empty`` once ``timeout`` has passed; ``None``
+    waits forever), but a message whose wakeup was missed is picked up by the next slice's final poll.
+
+    >>> import asyncio
+    >>> calls = []
+    >>> async def get_msg(timeout=None):
+    ...     calls.append(timeout)
+    ...     if len(calls) < 3:
+    ...         raise Empty
+    ...     return {"msg_type": "status"}
+    >>> asyncio.run(sliced(get_msg, poll_s=0.01)(timeout=None))["msg_type"], calls
+    ('status', [0.01, 0.01, 0.01])
+    """
+    if poll_s <= 0:
+        raise ValueError(f"poll_s must be positive, got {poll_s}")
+
+    async def get_msg_in_slices(timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get_msg_in_slices
 
 
 class NudgingClient(NotebookClient):
-    """An nbclient ``NotebookClient`` that nudges the kernel every ``nudge_s`` seconds while a cell runs.
+    """An nbclient ``NotebookClient`` that waits on its channels in ``poll_s`` slices and nudges the kernel
+    every ``nudge_s`` seconds while a cell runs.
 
     ``nudges`` counts the ``kernel_info_request`` messages sent. All other arguments are nbclient's.
     """
 
-    def __init__(self, nb: Any, km: Any = None, nudge_s: float = NUDGE_S, **kw: Any) -> None:
-        if nudge_s <= 0:
-            raise ValueError(f"nudge_s must be positive, got {nudge_s}")
+    def __init__(self, nb: Any, km: Any = None, nudge_s: float = NUDGE_S, poll_s: float = POLL_S, **kw: Any) -> None:
+        if nudge_s <= 0 or poll_s <= 0:
+            raise ValueError(f"nudge_s and poll_s must be positive, got {nudge_s} and {poll_s}")
         super().__init__(nb, km=km, **kw)
-        self.nudge_s = nudge_s
+        self.nudge_s, self.poll_s = nudge_s, poll_s
         self.nudges = 0
+
+    async def async_start_new_kernel_client(self) -> Any:
+        kc = await super().async_start_new_kernel_client()
+        for channel in (kc.shell_channel, kc.iopub_channel):
+            channel.get_msg = sliced(channel.get_msg, self.poll_s)
+        return kc
 
     async def _nudge(self) -> None:
         while True:
