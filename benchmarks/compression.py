@@ -155,24 +155,27 @@ def main(argv: list[str] | None = None) -> int:
     log(f"teacher test accuracy {accs['teacher fp32']:.4f}")
 
     # ---------------------------------------------------------------- quantization
-    for name, make in () if "quantization" not in args.parts else (("int8 torch.ao dynamic", quantize_legacy),
-                       ("int8 torchao weight-only", lambda m: quantize_torchao(m, "weight_only")),
-                       ("int8 torchao dynamic", lambda m: quantize_torchao(m, "dynamic"))):
-        if name == "int8 torchao dynamic" and args.skip_torchao_dynamic_eval:
-            models[name] = make(teacher)
-            continue
-        log(f"evaluating {name}")
-        score(name, make(teacher))
+    quantizers = (("int8 torch.ao dynamic", quantize_legacy),
+                  ("int8 torchao weight-only", lambda m: quantize_torchao(m, "weight_only")),
+                  ("int8 torchao dynamic", lambda m: quantize_torchao(m, "dynamic")))
+    if "quantization" in args.parts:
+        for name, make in quantizers:
+            if name == "int8 torchao dynamic" and args.skip_torchao_dynamic_eval:
+                models[name] = make(teacher)
+                continue
+            log(f"evaluating {name}")
+            score(name, make(teacher))
 
     # ---------------------------------------------------------------- the teacher's labels for distillation
-    n_aug = int(args.augment * len(train))
-    log(f"teacher logits for {len(train)} + {n_aug} augmented sentences")
-    extra = augment_texts(train.texts, n_aug, seed=0)
-    texts = train.texts + extra
-    logits = teacher_logits(teacher, texts, tok, batch_size=64, device=cpu)
-    data = DistillDataset(texts, train.labels + [-100] * n_aug, logits)
-    n_prune = len(train) + min(n_aug, int(args.prune_augment * len(train)))
-    prune_data = torch.utils.data.Subset(data, range(n_prune))  # the labelled reviews come first
+    if {"pruning", "students"} & set(args.parts):  # only those sections train on them
+        n_aug = int(args.augment * len(train))
+        log(f"teacher logits for {len(train)} + {n_aug} augmented sentences")
+        extra = augment_texts(train.texts, n_aug, seed=0)
+        texts = train.texts + extra
+        logits = teacher_logits(teacher, texts, tok, batch_size=64, device=cpu)
+        data = DistillDataset(texts, train.labels + [-100] * n_aug, logits)
+        n_prune = len(train) + min(n_aug, int(args.prune_augment * len(train)))
+        prune_data = torch.utils.data.Subset(data, range(n_prune))  # the labelled reviews come first
 
     # ---------------------------------------------------------------- pruning
     select = dict(types=(nn.Linear,), skip=("head",))
@@ -221,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         return init_student_from_teacher(make_student(hidden=384, layers=len(layer_map), heads=12, intermediate=1536),
                                          teacher, layer_map=layer_map)
 
-    students = {"student 2×128": (None, student_epochs, 1e-3)}
-    students.update({f"student {len(w.split(','))}×384": (w, args.wide_student_epochs, args.wide_student_lr)
-                     for w in args.wide_students})
-    if "students" not in args.parts:
-        students = {}
+    students: dict[str, tuple[str | None, int, float]] = {}
+    if "students" in args.parts:
+        students["student 2×128"] = (None, student_epochs, 1e-3)
+        students.update({f"student {len(w.split(','))}×384": (w, args.wide_student_epochs, args.wide_student_lr)
+                         for w in args.wide_students})
     for name, (layers, n_epochs, lr) in students.items():
         n_epochs = 1 if args.quick else n_epochs
         log(f"{name} alone")

@@ -273,7 +273,7 @@ class _Kernel:
             if not self.alive():
                 return _Outcome("died", now - start, detail=self._death_detail())
             if now >= next_nudge:
-                self.kc.kernel_info()  # a reply can sit unsent until a new message arrives (see nbexec)
+                self.kc.kernel_info()  # harmless; nbexec's clients do the same while a cell runs
                 next_nudge = now + NUDGE_S
             if now >= self._next_mem_check:
                 self._next_mem_check = now + 0.1

@@ -3,10 +3,9 @@
 Running the lessons headless (tests, ``benchmarks/course.py``) occasionally stalled after a widget cell:
 the kernel had finished the cell and was idle, yet nbclient kept waiting — until the cell timeout, at
 which point the cell "finished" normally. The explanation that fits every observation is a missed
-wakeup: pyzmq's asyncio poll watches a
-ZeroMQ socket's file descriptor, which signals *changes* (edge-triggered); when a wakeup is missed, the
-reply sits unread in the socket until the poll's timer fires and pyzmq does one last real poll — and
-nbclient's timer is the whole cell timeout (seen with ipykernel 7.4, pyzmq 27.3, nbclient 0.11; a
+wakeup: pyzmq's asyncio poll watches a ZeroMQ socket's file descriptor, which signals *changes*
+(edge-triggered); when a wakeup is missed, the reply sits unread in the socket until the poll's timer
+fires and pyzmq does one last real poll — and nbclient's timer is the whole cell timeout (seen with ipykernel 7.4, pyzmq 27.3, nbclient 0.11; a
 stall was also seen with ipykernel 6.31).
 
 This client therefore waits on the shell and IOPub channels in slices of at most ``poll_s`` seconds
