@@ -233,32 +233,85 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
 
 
 DDP_SCRIPT = textwrap.dedent("""
-    import os, sys, torch
+    import atexit, os, sys, torch
     from tutorlib.data import load_digits
+
+    def report_at_exit():  # registered first, so it runs after tutorlib's own exit handler (LIFO)
+        model = t.model.__class__.__name__
+        with open(sys.argv[1] + ".exit" + os.environ.get("RANK", "0"), "w") as f:
+            f.write(f"{torch.distributed.is_initialized()} {model}")
+    atexit.register(report_at_exit)
+
     from tutorlib.models import MLP
     from tutorlib.runtime import seed_everything
     from tutorlib.train import Trainer
+    accum = int(sys.argv[2]) if len(sys.argv) > 2 else 1   # micro-batches per step; always 32 examples a step
     seed_everything(0)
     model = MLP(64, [32], 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.2)
-    t = Trainer(model, opt, batch_size=32, progress=False, log=False, device="cpu")
+    t = Trainer(model, opt, batch_size=32 // accum, grad_accum=accum, progress=False, log=False, device="cpu")
+    syncs = 0
+    if isinstance(t.model, torch.nn.parallel.DistributedDataParallel):
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+        def counting_hook(state, bucket):  # DDP calls this once per gradient bucket it all-reduces
+            global syncs
+            syncs += 1
+            return allreduce_hook(state, bucket)
+        t.model.register_comm_hook(None, counting_hook)
     t.fit(load_digits("train", limit=256), epochs=2)
+    with open(sys.argv[1] + ".syncs" + os.environ.get("RANK", "0"), "w") as f:
+        f.write(f"{syncs} {t.global_step}")
     if t.is_main:
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in t.unwrapped_model.state_dict().items()}, sys.argv[1])
 """)
 
 
-def test_ddp_two_processes_match_single_process(tmp_path):
+@pytest.mark.parametrize("accum", [1, 2])
+def test_ddp_two_processes_match_single_process(tmp_path, accum):
     script = tmp_path / "ddp_script.py"
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     env.pop("RANK", None)
     env.pop("WORLD_SIZE", None)
     single, multi = tmp_path / "single.safetensors", tmp_path / "ddp.safetensors"
-    subprocess.run([sys.executable, str(script), str(single)], env=env, check=True, timeout=300)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-                    str(script), str(multi)], env=env, check=True, timeout=300)
+    subprocess.run([sys.executable, str(script), str(single), str(accum)], env=env, check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(script), str(multi), str(accum)], env=env, check=True, timeout=300)  # --standalone: a free port
     a, b = load_file(str(single)), load_file(str(multi))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    # One all-reduce per optimizer step (the tiny MLP's gradients fit in one bucket), not one per micro-batch:
+    # with accumulation, DDP skips the sync on all but the group's last backward pass (no_sync).
+    for rank in (0, 1):
+        syncs, steps = map(int, (tmp_path / f"ddp.safetensors.syncs{rank}").read_text().split())
+        assert steps == 16 and syncs == steps, f"rank {rank}: {syncs} all-reduces for {steps} steps"
+    # The script never calls destroy_process_group(): tutorlib's exit handler unwrapped the model and
+    # destroyed the group on both ranks before the interpreter's teardown (where gloo can abort a rank).
+    for rank in (0, 1):
+        assert (tmp_path / f"ddp.safetensors.exit{rank}").read_text() == "False MLP"
+    assert (tmp_path / "single.safetensors.exit0").read_text() == "False MLP"
+
+
+def test_shutdown_distributed_unwraps_and_destroys_the_group():
+    """In-process, with a one-rank gloo group: shutdown puts the bare model back and ends the group."""
+    import socket
+
+    import torch.distributed as dist
+
+    from tutorlib.train.distributed import shutdown_distributed, wrap_ddp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+    class Holder:
+        pass
+
+    holder, bare = Holder(), torch.nn.Linear(3, 2)
+    holder.model = wrap_ddp(holder, bare, torch.device("cpu"))
+    assert isinstance(holder.model, torch.nn.parallel.DistributedDataParallel)
+    shutdown_distributed(drain_s=0.01)
+    assert holder.model is bare and not dist.is_initialized()
+    shutdown_distributed()  # twice is fine

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tutorlib.data import load_digits
     from tutorlib.models import MLP
     from tutorlib.runtime import seed_everything
-    from tutorlib.train import Trainer
+    from tutorlib.train import Trainer, shutdown_distributed
 
     args = build_parser().parse_args(argv)
     seed_everything(args.seed)
@@ -121,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=1))
     if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.barrier()           # every rank has finished and rank 0 has written its files
+        shutdown_distributed()   # the Trainer would also do this at exit
     return 0
 
 
@@ -163,9 +163,8 @@ def launch(nproc: int = 2, *, n: int = 512, batch_size: int = 32, epochs: int = 
 if __name__ == "__main__":
     code = main()
     if "LOCAL_RANK" in os.environ:
-        # Under torchrun, skip the interpreter's finalisation: the process group is already destroyed and
-        # everything is written, but gloo's C++ threads can still race the teardown and abort a rank
-        # ("terminate called without an active exception", exit -6) on a loaded machine.
+        # Under torchrun, also skip the interpreter's finalisation: everything is written and the group is
+        # shut down, and a gloo thread that still frees work there aborts the rank (see shutdown_distributed).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

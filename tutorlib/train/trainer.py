@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from tutorlib.runtime import get_device
 from tutorlib.train.callbacks import Callback, PrintLogger
 from tutorlib.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from tutorlib.train.distributed import GlobalBatchSampler, init_distributed
+from tutorlib.train.distributed import GlobalBatchSampler, init_distributed, wrap_ddp
 from tutorlib.train.metrics import accuracy, f1_score
 
 __all__ = ["Trainer", "fit", "History", "NonFiniteLossError", "PRECISIONS"]
@@ -161,8 +161,7 @@ class Trainer:
         self.precision = self._resolve_precision(precision)
         self.model = model.to(self.device)
         if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.model = wrap_ddp(self, self.model, self.device)
         params = [p for p in self.unwrapped_model.parameters() if p.requires_grad]
         if optimizer is None and not manual_optimization:
             if not params:
@@ -501,6 +500,17 @@ class Trainer:
 
     def _train_batch(self, batch: Any, i: int, n_batches: int) -> float:
         batch = _to_device(batch, self.device)
+        at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == n_batches
+        sync: contextlib.AbstractContextManager = contextlib.nullcontext()
+        ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
+        if ddp and not at_boundary and not self.manual_optimization:
+            # Under DDP, skip the gradient all-reduce on all but the last micro-batch of an accumulation
+            # group: gradients add up locally and are averaged once, on the backward pass that ends the group.
+            sync = self.model.no_sync()
+        with sync:
+            return self._forward_backward(batch, i, n_batches, at_boundary)
+
+    def _forward_backward(self, batch: Any, i: int, n_batches: int, at_boundary: bool) -> float:
         with self.autocast():
             out = self.compute(batch)
         loss = out["loss"]
@@ -523,7 +533,7 @@ class Trainer:
             group = self._micro_sizes[start : start + self.grad_accum]
             loss = loss * (self._micro_sizes[i] / sum(group))
         self.backward(loss)
-        if (i + 1) % self.grad_accum == 0 or i + 1 == n_batches:
+        if at_boundary:
             if self.clip_grad_norm is not None:
                 if self.scaler.is_enabled():
                     self.scaler.unscale_(self.optimizer)
