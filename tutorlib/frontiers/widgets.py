@@ -73,33 +73,52 @@ def draw_attention_pattern(pattern: str, T: int, window: int, block: int, n_glob
     return fig, summary
 
 
-class AttentionExplorer:
+class _SliderExplorer:
+    """Controls on the left, a status line beside them, the figure below; every change calls ``run()``.
+
+    Subclasses build their controls and pass them to :meth:`_mount`; ``last`` keeps what the latest
+    ``run()`` computed and ``renders`` counts the redraws.
+    """
+
+    controls: dict[str, Any]
+
+    def _mount(self, controls: dict[str, Any]) -> None:
+        import ipywidgets as w
+
+        self.controls = controls
+        self.output = w.Output()
+        self.status = w.HTML()
+        self.last: dict[str, Any] = {}
+        self.renders = 0
+        for ctl in controls.values():
+            ctl.observe(lambda _c: self.run(), names="value")
+        self.box = w.VBox([w.HBox([w.VBox(list(controls.values())), self.status]), self.output])
+        self.box.add_class("tutorlib-widget")
+        self.box.explorer = self  # type: ignore[attr-defined]
+        self.run()
+
+    def values(self) -> dict[str, Any]:
+        """The controls' current values, by name."""
+        return {k: c.value for k, c in self.controls.items()}
+
+    def run(self) -> Any:  # pragma: no cover - every subclass draws
+        raise NotImplementedError
+
+
+class AttentionExplorer(_SliderExplorer):
     """The widget behind :func:`attention_explorer`: ``controls``, ``output``, ``status``, ``last``, ``renders``."""
 
     def __init__(self, pattern: str = "sliding window", T: int = 64, window: int = 12, block: int = 8) -> None:
         import ipywidgets as w
 
         st = {"description_width": "90px"}
-        self.controls: dict[str, Any] = {
+        self._mount({
             "window": w.IntSlider(value=window, min=1, max=64, description="window", style=st, continuous_update=False),
             "pattern": w.Dropdown(options=list(PATTERNS), value=pattern, description="pattern", style=st),
             "T": w.IntSlider(value=T, min=16, max=256, step=16, description="sequence T", style=st, continuous_update=False),
             "block": w.IntSlider(value=block, min=2, max=32, description="block", style=st, continuous_update=False),
             "n_global": w.IntSlider(value=1, min=0, max=4, description="global blocks", style=st, continuous_update=False),
-        }
-        self.output = w.Output()
-        self.status = w.HTML()
-        self.last: dict[str, Any] = {}
-        self.renders = 0
-        for ctl in self.controls.values():
-            ctl.observe(lambda _c: self.run(), names="value")
-        self.box = w.VBox([w.HBox([w.VBox(list(self.controls.values())), self.status]), self.output])
-        self.box.add_class("tutorlib-widget")
-        self.box.explorer = self  # type: ignore[attr-defined]
-        self.run()
-
-    def values(self) -> dict[str, Any]:
-        return {k: c.value for k, c in self.controls.items()}
+        })
 
     def run(self) -> dict[str, Any]:
         """Redraw for the current controls; returns the summary."""
@@ -156,38 +175,28 @@ def draw_privacy_curve(noise_multiplier: float, sample_rate: float, steps: int, 
     return fig, eps[-1]
 
 
-class PrivacyExplorer:
+class PrivacyExplorer(_SliderExplorer):
     """The widget behind :func:`privacy_explorer`."""
 
     def __init__(self, noise_multiplier: float = 1.0, sample_rate: float = 0.05, steps: int = 500) -> None:
         import ipywidgets as w
 
         st = {"description_width": "110px"}
-        self.controls: dict[str, Any] = {
+        self._mount({
             "noise_multiplier": w.FloatSlider(value=noise_multiplier, min=0.3, max=4.0, step=0.1, description="noise σ",
                                               style=st, continuous_update=False),
             "sample_rate": w.FloatLogSlider(value=sample_rate, base=10, min=-3, max=0, step=0.1, description="sample rate q",
                                             style=st, continuous_update=False, readout_format=".3f"),
             "steps": w.IntSlider(value=steps, min=10, max=5000, step=10, description="steps", style=st,
                                  continuous_update=False),
-        }
-        self.output = w.Output()
-        self.status = w.HTML()
-        self.last: dict[str, Any] = {}
-        self.renders = 0
-        for ctl in self.controls.values():
-            ctl.observe(lambda _c: self.run(), names="value")
-        self.box = w.VBox([w.HBox([w.VBox(list(self.controls.values())), self.status]), self.output])
-        self.box.add_class("tutorlib-widget")
-        self.box.explorer = self  # type: ignore[attr-defined]
-        self.run()
+        })
 
     def run(self) -> float:
         """Recompute ε for the current controls and redraw; returns the final ε."""
         import matplotlib.pyplot as plt
         from IPython.display import clear_output
 
-        vals = {k: c.value for k, c in self.controls.items()}
+        vals = self.values()
         fig, eps = draw_privacy_curve(**vals)
         if in_notebook():
             with self.output:
