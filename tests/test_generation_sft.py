@@ -138,6 +138,18 @@ def test_bad_jsonl_names_the_line(tmp_path, rows, message, tiny_lm, capsys):
     assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
 
 
+def test_undecodable_file_and_unknown_encoding_get_clear_errors(tmp_path, tiny_lm, capsys):
+    data = tmp_path / "latin.jsonl"
+    data.write_bytes('{"prompt": "café?", "completion": "oui"}\n'.encode("latin-1"))
+    with pytest.raises(DataFileError, match=r"line 1 \(byte 15\) is not valid utf-8-sig .*--encoding latin-1"):
+        read_prompt_completion(data)
+    assert read_prompt_completion(data, encoding="latin-1").prompts == ["café?"]
+    code = main(["finetune", "--task", "causal-lm", "--data", str(data), "--model", str(tiny_lm),
+                 "--encoding", "no-such-codec", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown encoding 'no-such-codec'" in err and "Traceback" not in err
+
+
 def test_custom_keys_and_missing_model(tmp_path, tiny_lm, capsys):
     data = _write(tmp_path / "qa.jsonl", [{"question": p, "answer": c} for p, c in PAIRS[:4]])
     assert main(["finetune", "--task", "causal-lm", "--data", str(data), "--out", str(tmp_path / "r"), "--quiet"]) == 2

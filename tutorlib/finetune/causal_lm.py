@@ -17,7 +17,6 @@ tests, the lesson's TinyGPT exported with :func:`tutorlib.generation.export_hf`,
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -28,7 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from tutorlib.finetune.io import DataFileError
+from tutorlib.finetune.io import DataFileError, decode_text, jsonl_objects
 from tutorlib.finetune.run import FinetuneConfig, _atomic_json, _check_out, _say, register_task
 
 __all__ = ["PromptCompletions", "read_prompt_completion", "mask_prompt_labels", "SFTDataset", "SFTCollator",
@@ -73,22 +72,10 @@ def read_prompt_completion(path: str | Path, prompt_key: str = "prompt", complet
         raise FileNotFoundError(f"data file {path} does not exist: check the path (relative to {Path.cwd()})")
     if path.is_dir():
         raise DataFileError(f"{path} is a folder: pass the .jsonl file inside it")
-    try:
-        text = path.read_bytes().decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: byte {exc.start} is not valid {encoding}: save the file as UTF-8") from None
+    text = decode_text(path.read_bytes(), path, encoding)
     example = '{"%s": "...", "%s": "..."}' % (prompt_key, completion_key)
     prompts, completions, lines = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"{path}: line {number} is not valid JSON ({exc.msg} at column {exc.colno}): "
-                                f"each line must be one JSON object like {example}") from None
-        if not isinstance(obj, dict):
-            raise DataFileError(f"{path}: line {number} is a JSON {type(obj).__name__}, expected an object {example}")
+    for number, obj in jsonl_objects(text, path, example):
         for key in (prompt_key, completion_key):
             if key not in obj:
                 has = ", ".join(repr(k) for k in obj) or "no keys"

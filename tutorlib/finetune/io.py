@@ -25,12 +25,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from torch.utils.data import Dataset
 
 __all__ = [
     "DataFileError",
+    "decode_text",
+    "jsonl_objects",
     "LabeledTexts",
     "TextClassificationDataset",
     "FORMATS",
@@ -115,7 +117,14 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
     return FORMATS[suffix]
 
 
-def _decode(raw: bytes, path: Path, encoding: str) -> str:
+def decode_text(raw: bytes, path: Path, encoding: str) -> str:
+    """``raw.decode(encoding)``, or a :class:`DataFileError` naming the line and byte that do not decode.
+
+    >>> decode_text("café".encode("latin-1"), Path("x.csv"), "utf-8")
+    Traceback (most recent call last):
+    ...
+    tutorlib.finetune.io.DataFileError: x.csv: line 1 (byte 3) is not valid utf-8 (byte 0xe9): save the file as UTF-8, or pass the encoding it was written in, e.g. --encoding latin-1 or --encoding cp1252
+    """
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -192,9 +201,13 @@ def _rows_csv(text: str, path: Path, delimiter: str) -> tuple[list[str], list[tu
     return header, rows
 
 
-def _rows_jsonl(text: str, path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    rows: list[tuple[int, dict[str, Any]]] = []
-    keys: dict[str, None] = {}
+def jsonl_objects(text: str, path: Path, example: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each non-blank line of JSONL ``text``; a bad line raises
+    :class:`DataFileError` naming the line and showing ``example``.
+
+    >>> list(jsonl_objects('{"a": 1}\\n\\n{"a": 2}\\n', Path("x.jsonl"), '{"a": ...}'))
+    [(1, {'a': 1}), (3, {'a': 2})]
+    """
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -202,13 +215,17 @@ def _rows_jsonl(text: str, path: Path) -> tuple[list[str], list[tuple[int, dict[
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataFileError(f"{path}: line {number} is not valid JSON ({exc.msg} at column {exc.colno}): "
-                                "each line of a .jsonl file must be one JSON object like "
-                                '{"text": "...", "label": "..."}') from None
+                                f"each line must be one JSON object like {example}") from None
         if not isinstance(obj, dict):
-            raise DataFileError(f"{path}: line {number} is a JSON {type(obj).__name__}, expected an object "
-                                '{"text": ..., "label": ...}')
+            raise DataFileError(f"{path}: line {number} is a JSON {type(obj).__name__}, expected an object like {example}")
+        yield number, obj
+
+
+def _rows_jsonl(text: str, path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    rows = list(jsonl_objects(text, path, '{"text": "...", "label": "..."}'))
+    keys: dict[str, None] = {}
+    for _, obj in rows:
         keys.update(dict.fromkeys(obj))
-        rows.append((number, obj))
     return list(keys), rows
 
 
@@ -249,7 +266,7 @@ def read_table(path: str | Path, text_col: str = "text", label_col: str | None =
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding.lower().replace("_", "-") in ("utf-8", "utf-8-sig", "utf8"):
         encoding = "utf-16"  # a UTF-16 byte-order mark: Excel's "Unicode text"
-    text = _decode(raw, path, encoding)
+    text = decode_text(raw, path, encoding)
     if text.startswith("\ufeff"):  # a byte-order mark the codec kept
         text = text[1:]
     if not text.strip():
