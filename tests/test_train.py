@@ -162,6 +162,23 @@ def test_step_fn_for_custom_objectives():
     assert h["train_loss"][-1] < h["train_loss"][0]
 
 
+def test_evaluate_accepts_logits_whose_width_changes_between_batches():
+    # An in-batch contrastive step (CLIP) scores each item against the B items of its batch, so the
+    # last, smaller batch has narrower logits; evaluate must still compute accuracy and F1 over all items.
+    x = torch.eye(10)
+
+    def step(trainer, batch):
+        (xb,) = batch
+        logits = xb @ xb.T                    # (B, B): item i matches item i
+        logits[0, -1] = 2.0                   # ...except the first item of every batch, which is wrong
+        return {"loss": logits.sum() * 0, "logits": logits, "targets": torch.arange(len(xb))}
+
+    t = Trainer(nn.Linear(1, 1), step_fn=step, batch_size=4, metrics=("accuracy", "f1"), **quiet())
+    r = t.evaluate(torch.utils.data.TensorDataset(x))   # batches of 4, 4 and 2 items
+    assert r["val_accuracy"] == pytest.approx(7 / 10)
+    assert 0 < r["val_f1"] < 1
+
+
 def test_checkpoint_corrupt_and_mismatch(tmp_path):
     m = nn.Linear(3, 2)
     path = save_checkpoint(tmp_path, m, step=1)

@@ -31,7 +31,7 @@ from tutorlib.runtime import get_device
 from tutorlib.train.callbacks import Callback, PrintLogger
 from tutorlib.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tutorlib.train.distributed import GlobalBatchSampler, init_distributed, wrap_ddp
-from tutorlib.train.metrics import accuracy, f1_score
+from tutorlib.train.metrics import accuracy, as_predictions, f1_score
 
 __all__ = ["Trainer", "fit", "History", "NonFiniteLossError", "PRECISIONS"]
 
@@ -340,7 +340,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         total, count = 0.0, 0
-        all_logits, all_targets = [], []
+        all_preds, all_targets = [], []  # class ids, not logits: batches may differ in width (e.g. CLIP's B×B)
         try:
             for batch in loader:
                 batch = _to_device(batch, self.device)
@@ -352,17 +352,17 @@ class Trainer:
                 logits, targets = out.get("logits"), out.get("targets")
                 if (isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)
                         and logits.dim() == 2 and targets.dim() == 1):
-                    all_logits.append(logits.float().cpu())
+                    all_preds.append(as_predictions(logits.float()).cpu())
                     all_targets.append(targets.cpu())
         finally:
             self.model.train(was_training)
         result = {f"{prefix}_loss": total / max(count, 1)}
-        if all_logits:
-            logits, targets = torch.cat(all_logits), torch.cat(all_targets)
+        if all_preds:
+            preds, targets = torch.cat(all_preds), torch.cat(all_targets)
             if "accuracy" in self.metrics:
-                result[f"{prefix}_accuracy"] = accuracy(logits, targets)
+                result[f"{prefix}_accuracy"] = accuracy(preds, targets)
             if "f1" in self.metrics:
-                result[f"{prefix}_f1"] = f1_score(logits, targets)
+                result[f"{prefix}_f1"] = f1_score(preds, targets)
         return result
 
     @torch.no_grad()
