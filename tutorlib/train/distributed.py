@@ -80,8 +80,11 @@ def init_distributed(device: torch.device) -> DistInfo:
 def wrap_ddp(holder: Any, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Wrap ``model`` in ``DistributedDataParallel`` and remember ``holder`` (whose ``model`` it becomes).
 
-    :func:`shutdown_distributed` puts the bare model back on every holder before it destroys the
-    process group, so no DDP reducer keeps the group alive past the end of the script.
+    :func:`shutdown_distributed` puts the bare model back on every holder, so after the group is gone
+    the holder (a Trainer) can still evaluate, predict and save in this process. Needs an initialised
+    process group:
+
+    >>> trainer.model = wrap_ddp(trainer, trainer.model, trainer.device)   # doctest: +SKIP
     """
     ids = [device.index] if device.type == "cuda" else None
     wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -112,7 +115,7 @@ def shutdown_distributed(drain_s: float = 0.2) -> None:
     _DDP_HOLDERS.clear()
     if dist.is_available() and dist.is_initialized():
         gloo = dist.get_backend() == "gloo"
-        gc.collect()
+        gc.collect()  # free the DDP wrappers let go of above (they hold the group's reducer)
         dist.destroy_process_group()
         if gloo and drain_s > 0:
             time.sleep(drain_s)
