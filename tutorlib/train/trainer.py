@@ -352,7 +352,7 @@ class Trainer:
                 logits, targets = out.get("logits"), out.get("targets")
                 if (isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)
                         and logits.dim() == 2 and targets.dim() == 1):
-                    all_preds.append(as_predictions(logits.float()).cpu())
+                    all_preds.append(as_predictions(logits).cpu())
                     all_targets.append(targets.cpu())
         finally:
             self.model.train(was_training)
@@ -461,14 +461,14 @@ class Trainer:
 
                     bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
                 for i, batch in self._iterate(loader, skip):
-                    loss_value = self._train_batch(batch, i, n_batches)
+                    at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == n_batches  # ends an optimizer step
+                    loss_value = self._train_batch(batch, i, at_boundary)
                     loss_sum += loss_value
                     loss_count += 1
                     if bar is not None:
                         bar.update(1)
                         if i % 10 == 0:
                             bar.set_postfix(loss=f"{loss_value:.4f}")
-                    at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == n_batches
                     if at_boundary:
                         logs = {"step": self.global_step, "loss": loss_value, "lr": self.current_lr()}
                         self.history.steps.append(logs)
@@ -498,9 +498,8 @@ class Trainer:
                 cb.on_fit_end(self)
         return self.history
 
-    def _train_batch(self, batch: Any, i: int, n_batches: int) -> float:
+    def _train_batch(self, batch: Any, i: int, at_boundary: bool) -> float:
         batch = _to_device(batch, self.device)
-        at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == n_batches
         sync: contextlib.AbstractContextManager = contextlib.nullcontext()
         ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
         if ddp and not at_boundary and not self.manual_optimization:
@@ -508,9 +507,9 @@ class Trainer:
             # group: gradients add up locally and are averaged once, on the backward pass that ends the group.
             sync = self.model.no_sync()
         with sync:
-            return self._forward_backward(batch, i, n_batches, at_boundary)
+            return self._forward_backward(batch, i, at_boundary)
 
-    def _forward_backward(self, batch: Any, i: int, n_batches: int, at_boundary: bool) -> float:
+    def _forward_backward(self, batch: Any, i: int, at_boundary: bool) -> float:
         with self.autocast():
             out = self.compute(batch)
         loss = out["loss"]
