@@ -1,4 +1,4 @@
-"""Benchmark lesson 11: the key measured figures of the frontier techniques.
+"""Benchmark lesson 13: the key measured figures of the frontier techniques.
 
 Measures
 1. attention time and peak tensor memory vs sequence length: full dense, sliding window (dense mask and

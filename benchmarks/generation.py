@@ -32,7 +32,7 @@ def machine() -> str:
 
 def bench_pretrain(steps: int, device: torch.device) -> dict:
     from tutorlib.data import code_corpus
-    from tutorlib.generation import pretrain_gpt
+    from tutorlib.llm import pretrain_gpt
     from tutorlib.models import GPTConfig
 
     cfg = GPTConfig(block_size=128, n_layer=4, n_head=4, d_model=128)
@@ -53,7 +53,7 @@ def bench_pretrain(steps: int, device: torch.device) -> dict:
 
 
 def bench_decoding(model: torch.nn.Module, n_new: int = 60) -> list[dict]:
-    from tutorlib.generation import beam_search, greedy, sample, to_gpt2
+    from tutorlib.llm import beam_search, greedy, sample, to_gpt2
     from tutorlib.models import ByteTokenizer
 
     model = model.cpu().eval()
@@ -82,7 +82,7 @@ def bench_decoding(model: torch.nn.Module, n_new: int = 60) -> list[dict]:
 
 
 def bench_recall(n: int = 2000) -> dict:
-    from tutorlib.generation import LongTermMemory, bag_of_words_embedder
+    from tutorlib.llm import LongTermMemory, bag_of_words_embedder
 
     mem = LongTermMemory(embed=bag_of_words_embedder(384))
     t0 = time.perf_counter()

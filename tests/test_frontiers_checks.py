@@ -1,4 +1,4 @@
-"""Lesson 11's checks pass the reference answers, reject typical mistakes with a useful message, and see untouched stubs."""
+"""Lesson 13's checks pass the reference answers, reject typical mistakes with a useful message, and see untouched stubs."""
 
 import numpy as np
 import torch
@@ -25,18 +25,18 @@ def stub(*a, **k):
 
 
 def test_references_pass():
-    assert run("ex11_1", sliding_window_mask=sliding_window_mask)[0] == "pass"
-    assert run("ex11_2", top_k_routing=top_k_routing, load_balancing_loss=load_balancing_loss)[0] == "pass"
-    assert run("ex11_3", fgsm=lambda m, x, y, eps: fgsm(m, x, y, eps))[0] == "pass"
-    assert run("ex11_4", equalized_odds_gap=equalized_odds_gap)[0] == "pass"
-    assert run("ex11_5", clip_per_sample=clip_per_sample)[0] == "pass"
-    assert run("ex11_6", fedavg=fedavg)[0] == "pass"
+    assert run("ex13_1", sliding_window_mask=sliding_window_mask)[0] == "pass"
+    assert run("ex13_2", top_k_routing=top_k_routing, load_balancing_loss=load_balancing_loss)[0] == "pass"
+    assert run("ex13_3", fgsm=lambda m, x, y, eps: fgsm(m, x, y, eps))[0] == "pass"
+    assert run("ex13_4", equalized_odds_gap=equalized_odds_gap)[0] == "pass"
+    assert run("ex13_5", clip_per_sample=clip_per_sample)[0] == "pass"
+    assert run("ex13_6", fedavg=fedavg)[0] == "pass"
 
 
 def test_stubs_are_not_attempted():
-    for ex_id, names in [("ex11_1", ["sliding_window_mask"]), ("ex11_2", ["top_k_routing", "load_balancing_loss"]),
-                         ("ex11_3", ["fgsm"]), ("ex11_4", ["equalized_odds_gap"]), ("ex11_5", ["clip_per_sample"]),
-                         ("ex11_6", ["fedavg"])]:
+    for ex_id, names in [("ex13_1", ["sliding_window_mask"]), ("ex13_2", ["top_k_routing", "load_balancing_loss"]),
+                         ("ex13_3", ["fgsm"]), ("ex13_4", ["equalized_odds_gap"]), ("ex13_5", ["clip_per_sample"]),
+                         ("ex13_6", ["fedavg"])]:
         assert run(ex_id, **{n: stub for n in names})[0] == "not_attempted", ex_id
 
 
@@ -45,40 +45,40 @@ def test_typical_mistakes_get_specific_hints():
         i = torch.arange(T)
         d = i[:, None] - i[None, :]
         return (d >= 0) & (d <= window)
-    status, msg = run("ex11_1", sliding_window_mask=off_by_one)
+    status, msg = run("ex13_1", sliding_window_mask=off_by_one)
     assert status == "fail" and "< vs <=" in msg
 
     def raw_weights(logits, k):
         p = logits.softmax(-1)
         top, idx = p.topk(k)
         return top, idx, p
-    status, msg = run("ex11_2", top_k_routing=raw_weights, load_balancing_loss=load_balancing_loss)
+    status, msg = run("ex13_2", top_k_routing=raw_weights, load_balancing_loss=load_balancing_loss)
     assert status == "fail" and "divide them by their sum" in msg
 
     def detached_balance(probs, idx, E):
         return load_balancing_loss(probs.detach(), idx, E)
-    status, msg = run("ex11_2", top_k_routing=top_k_routing, load_balancing_loss=detached_balance)
+    status, msg = run("ex13_2", top_k_routing=top_k_routing, load_balancing_loss=detached_balance)
     assert status == "fail" and "gradient" in msg
 
     def wrong_way(m, x, y, eps):
         xa = x.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(m(xa), y), xa)
         return (x - eps * g.sign()).clamp(0, 1)
-    status, msg = run("ex11_3", fgsm=wrong_way)
+    status, msg = run("ex13_3", fgsm=wrong_way)
     assert status == "fail" and "wrong way" in msg
 
     def tpr_only(y, p, g):
         return float(max(p[(g == k) & (y == 1)].mean() for k in set(g)) - min(p[(g == k) & (y == 1)].mean() for k in set(g)))
-    status, msg = run("ex11_4", equalized_odds_gap=tpr_only)
+    status, msg = run("ex13_4", equalized_odds_gap=tpr_only)
     assert status == "fail" and "false-positive" in msg
 
     def per_param(grads, C):
         return {n: g * (C / (g.flatten(1).norm(dim=1) + 1e-6)).clamp(max=1).view(-1, *([1] * (g.dim() - 1)))
                 for n, g in grads.items()}
-    status, msg = run("ex11_5", clip_per_sample=per_param)
+    status, msg = run("ex13_5", clip_per_sample=per_param)
     assert status == "fail" and "all its parameters together" in msg
 
-    status, msg = run("ex11_6", fedavg=lambda states, w: {k: sum(s[k] for s in states) / len(states) for k in states[0]})
+    status, msg = run("ex13_6", fedavg=lambda states, w: {k: sum(s[k] for s in states) / len(states) for k in states[0]})
     assert status == "fail" and "plain mean" in msg
 
 
@@ -86,8 +86,8 @@ def test_checks_leave_the_global_rng_alone():
     torch.manual_seed(123)
     np.random.seed(5)
     before_t, before_n = torch.get_rng_state(), np.random.get_state()[1].copy()
-    run("ex11_3", fgsm=lambda m, x, y, eps: fgsm(m, x, y, eps))
-    run("ex11_4", equalized_odds_gap=equalized_odds_gap)
+    run("ex13_3", fgsm=lambda m, x, y, eps: fgsm(m, x, y, eps))
+    run("ex13_4", equalized_odds_gap=equalized_odds_gap)
     assert torch.equal(torch.get_rng_state(), before_t) and (np.random.get_state()[1] == before_n).all()
 
 
@@ -97,9 +97,9 @@ def test_dp_experiment_check():
     q, steps = 0.025, 400
     runs = {s: (dp_epsilon(q, s, steps), acc) for s, acc in [(0.5, 0.93), (1.0, 0.9), (2.0, 0.8)]}
     best = min(s for s, (e, _) in runs.items() if e <= 2)
-    assert run("ex11_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=best)[0] == "pass"
-    status, msg = run("ex11_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=2.0 if best != 2.0 else 0.5)
+    assert run("ex13_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=best)[0] == "pass"
+    status, msg = run("ex13_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=2.0 if best != 2.0 else 0.5)
     assert status == "fail" and "smallest" in msg
     wrong = {**runs, 1.0: (runs[1.0][0] * 2, 0.9)}
-    status, msg = run("ex11_7", dp_runs=wrong, q_dp=q, dp_steps=steps, sigma_for_budget=best)
+    status, msg = run("ex13_7", dp_runs=wrong, q_dp=q, dp_steps=steps, sigma_for_budget=best)
     assert status == "fail" and "dp_epsilon" in msg

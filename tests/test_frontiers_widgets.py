@@ -1,4 +1,4 @@
-"""Lesson 11's widgets react to their controls, and the module's docstring examples run."""
+"""Lesson 13's widgets react to their controls, and the module's docstring examples run."""
 
 import doctest
 import importlib

@@ -9,7 +9,7 @@ the shared :class:`tutorlib.train.Trainer`. One run writes to ``--out``: the ada
 ``metrics.json`` (losses, validation perplexity on completion tokens, sample completions).
 
 Any causal LM folder (``save_pretrained``) or hub id works: a tiny GPT-2 built from a config in the
-tests, the lesson's TinyGPT exported with :func:`tutorlib.generation.export_hf`, or a real small model.
+tests, the lesson's TinyGPT exported with :func:`tutorlib.llm.export_hf`, or a real small model.
 
 >>> mask_prompt_labels([5, 6], [7, 8], eos_id=0)
 ([5, 6, 7, 8, 0], [-100, -100, 7, 8, 0])
@@ -27,14 +27,13 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from tutorlib.llm.sft import IGNORE_INDEX, mask_prompt_labels
 from tutorlib.finetune.io import DataFileError, decode_text, jsonl_objects
 from tutorlib.finetune.run import FinetuneConfig, _atomic_json, _check_out, _say, register_task
 
 __all__ = ["PromptCompletions", "read_prompt_completion", "mask_prompt_labels", "SFTDataset", "SFTCollator",
            "lora_targets", "run_causal_lm", "IGNORE_INDEX", "DEFAULT_CAUSAL_LR"]
 
-#: The label ``transformers`` (and ``F.cross_entropy``) ignore.
-IGNORE_INDEX = -100
 #: LoRA learning rate for causal-LM SFT when ``--lr`` is not given.
 DEFAULT_CAUSAL_LR = 1e-3
 
@@ -93,32 +92,10 @@ def read_prompt_completion(path: str | Path, prompt_key: str = "prompt", complet
     return PromptCompletions(prompts, completions, lines)
 
 
-def mask_prompt_labels(prompt_ids: Sequence[int], completion_ids: Sequence[int], eos_id: int | None = None,
-                       max_length: int | None = None) -> tuple[list[int], list[int]]:
-    """``(input_ids, labels)`` for one example: labels equal the ids on the completion (+EOS), -100 on the prompt.
-
-    ``max_length`` truncates the prompt from the left first (the completion is what is learned),
-    then the completion from the right.
-
-    >>> mask_prompt_labels([1, 2, 3], [4], max_length=3)
-    ([2, 3, 4], [-100, -100, 4])
-    """
-    prompt, completion = list(prompt_ids), list(completion_ids) + ([eos_id] if eos_id is not None else [])
-    if not completion:
-        raise ValueError("the completion has no tokens: nothing to learn")
-    if max_length is not None:
-        if max_length < 2:
-            raise ValueError(f"max_length must be at least 2, got {max_length}")
-        completion = completion[:max_length - 1] if len(completion) >= max_length else completion
-        keep = max_length - len(completion)
-        prompt = prompt[-keep:] if keep > 0 else []
-    return prompt + completion, [IGNORE_INDEX] * len(prompt) + completion
-
-
 class SFTDataset(Dataset):
     """Tokenised prompt/completion pairs as ``{"input_ids": [...], "labels": [...]}`` items.
 
-    >>> from tutorlib.generation import char_tokenizer
+    >>> from tutorlib.llm import char_tokenizer
     >>> ds = SFTDataset(["ab"], ["c"], char_tokenizer(), max_length=16); ds[0]["labels"]
     [-100, -100, 99, 3]
     """
@@ -185,7 +162,7 @@ def lora_targets(model: torch.nn.Module, requested: Sequence[str]) -> list[str] 
 
 @torch.no_grad()
 def _complete(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, device: torch.device) -> str:
-    from tutorlib.generation.decoding import greedy
+    from tutorlib.llm.decoding import greedy
 
     ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=device)
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)

@@ -1,4 +1,4 @@
-"""Lesson 11, frontier techniques: long-context attention, mixture of experts, ensembles, adversarial robustness,
+"""Lesson 13, frontier techniques: long-context attention, mixture of experts, ensembles, adversarial robustness,
 fairness metrics, differential privacy and federated averaging.
 
 Each submodule has one job; everything public is re-exported here.

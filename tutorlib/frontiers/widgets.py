@@ -1,4 +1,4 @@
-"""Lesson 11's widgets: an attention-pattern explorer and a DP-SGD privacy-budget explorer.
+"""Lesson 13's widgets: an attention-pattern explorer and a DP-SGD privacy-budget explorer.
 
 Drawing is done by plain functions (:func:`draw_attention_pattern`, :func:`draw_privacy_curve`) so it
 can be tested without a browser; the widgets collect slider values, call them, and show the figure

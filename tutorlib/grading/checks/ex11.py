@@ -1,246 +1,38 @@
-"""Checks for lesson 11 (frontier techniques): sliding-window mask, top-k routing with the balancing loss, FGSM,
-the equalized-odds gap, per-sample gradient clipping and FedAvg aggregation.
+"""Checks for lesson 11 (instruction tuning): completion-only labels for SFT.
 
-The references are :mod:`tutorlib.frontiers` (itself tested against ``scaled_dot_product_attention``,
-per-sample loops and Opacus' accountant values); every input comes from the check's private generator.
-
->>> from tutorlib.frontiers import sliding_window_mask
->>> sliding_window_mask(3, 1).int().tolist()
-[[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+The reference is :func:`tutorlib.llm.sft.mask_prompt_labels`; inputs come from the check's private generator.
 """
 
 from __future__ import annotations
 
-
-import numpy as np
 import torch
-from torch import nn
 
-from tutorlib.frontiers import (clip_per_sample, equalized_odds_gap, fedavg, fgsm, load_balancing_loss,
-                                sliding_window_mask, top_k_routing)
-
-from ..compare import (CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor,
-                       preserved_rng)
+from ..compare import CheckFailed, call_safely, describe
 from ..registry import CheckContext, register
-
-__all__: list[str] = []
 
 
 @register("ex11_1", points=2, timeout=60)
-def check_sliding_window(ctx: CheckContext) -> str:
-    """``sliding_window_mask(T, window, causal=True)`` → bool (T, T), True where query i may attend to key j."""
-    fn = ctx.function("sliding_window_mask")
-    for T, w, causal in [(6, 2, True), (9, 3, True), (5, 1, True), (7, 3, False), (8, 20, True), (4, 2, False)]:
-        call = f"sliding_window_mask({T}, {w}, causal={causal})"
-        out = call_safely(fn, T, w, causal=causal, name="sliding_window_mask")
-        out = expect_tensor(out, f"the result of {call}", shape=(T, T))
-        if out.dtype != torch.bool:
-            raise CheckFailed(f"the result of {call} has dtype {out.dtype}, expected torch.bool: "
-                              "build it from comparisons (d >= 0) & (d < window), not from numbers")
-        want = sliding_window_mask(T, w, causal)
-        if not torch.equal(out.cpu(), want):
-            i, j = (out.cpu() != want).nonzero()[0].tolist()
+def check_completion_labels(ctx: CheckContext) -> None:
+    """``completion_labels(prompt_ids, completion_ids, eos_id)``: ids = prompt + completion + [eos], labels -100 on the prompt."""
+    from tutorlib.llm.sft import IGNORE_INDEX, mask_prompt_labels
+
+    fn = ctx.function("completion_labels")
+    for n_p, n_c in ((4, 3), (1, 5), (6, 1)):
+        prompt = ctx.randint(50, n_p).tolist()
+        completion = ctx.randint(50, n_c).tolist()
+        what = f"completion_labels({prompt}, {completion}, eos_id=99)"
+        out = call_safely(fn, prompt, completion, 99, name="completion_labels")
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise CheckFailed(f"{what} returned {describe(out)}, expected a pair (input_ids, labels)")
+        ids, labels = ([int(v) for v in (x.tolist() if isinstance(x, torch.Tensor) else x)] for x in out)
+        want_ids, want_labels = mask_prompt_labels(prompt, completion, eos_id=99)
+        if ids != want_ids:
+            hint = " (append eos_id after the completion)" if ids == prompt + completion else ""
+            raise CheckFailed(f"{what}: input_ids are {ids}, expected {want_ids}{hint}")
+        if labels != want_labels:
             hint = ""
-            if causal and bool(out[i, j]) and j > i:
-                hint = ": a causal mask must never let a query see a later key (j > i)"
-            elif bool(want[i, j]) and i == j:
-                hint = ": every query sees itself (the window counts the query)"
-            elif abs(i - j) in (w - 1, w):
-                hint = f": query i sees keys i-{w - 1} … i (window={w} positions including itself); check < vs <="
-            raise CheckFailed(f"{call}[{i}, {j}] is {bool(out[i, j])}, expected {bool(want[i, j])}{hint}")
-    return "matches tutorlib.frontiers.sliding_window_mask, causal and two-sided"
-
-
-@register("ex11_2", points=3, timeout=60)
-def check_routing(ctx: CheckContext) -> str:
-    """``top_k_routing(logits, k)`` → (weights, indices, probs) and ``load_balancing_loss(probs, indices, n_experts)``."""
-    route = ctx.function("top_k_routing")
-    bal = ctx.function("load_balancing_loss")
-    for N, E, k in [(10, 4, 1), (12, 6, 2), (7, 3, 3)]:
-        logits = ctx.randn(N, E) * 2
-        call = f"top_k_routing(logits of shape ({N}, {E}), k={k})"
-        out = call_safely(route, logits, k, name="top_k_routing")
-        if not isinstance(out, (tuple, list)) or len(out) != 3:
-            raise CheckFailed(f"{call} returned {describe(out)}, expected a tuple (weights, indices, probs)")
-        w, idx, probs = out
-        want_w, want_idx, want_p = top_k_routing(logits, k)
-        expect_tensor(probs, f"probs from {call}", shape=(N, E))
-        expect_close(probs, want_p, f"probs from {call}", atol=1e-5, hint="probs = softmax(logits, dim=-1) over experts")
-        expect_tensor(idx, f"indices from {call}", shape=(N, k))
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise CheckFailed(f"indices from {call} have dtype {idx.dtype}, expected integer expert ids (topk's indices)")
-        if not torch.equal(idx.cpu().long(), want_idx.cpu()):
-            raise CheckFailed(f"indices from {call} differ from the k largest probabilities (best first): "
-                              f"got {idx[0].tolist()} for token 0, expected {want_idx[0].tolist()}; use probs.topk(k, dim=-1)")
-        expect_tensor(w, f"weights from {call}", shape=(N, k))
-        hint = "renormalise the chosen probabilities so each token's k weights sum to 1"
-        if (torch.allclose(w.double().cpu(), want_p.gather(1, want_idx).double().cpu(), atol=1e-6)
-                and not torch.allclose(w.double().cpu(), want_w.double().cpu(), atol=1e-5)):
-            hint = "the weights are the raw softmax probabilities: divide them by their sum over the k chosen experts"
-        expect_close(w, want_w, f"weights from {call}", atol=1e-5, hint=hint)
-        lcall = f"load_balancing_loss(probs, indices, n_experts={E}) with k={k}"
-        aux = call_safely(bal, want_p, want_idx, E, name="load_balancing_loss")
-        aux = expect_tensor(aux, f"the result of {lcall}", shape=())
-        expect_finite(aux, f"the result of {lcall}")
-        want = load_balancing_loss(want_p, want_idx, E)
-        hint = "n_experts * sum_i f_i * P_i with f_i = share of the N*k assignments to expert i, P_i = mean prob of expert i"
-        counts = torch.bincount(want_idx.flatten(), minlength=E).double()
-        if abs(float(aux) - float(E * ((counts / N) * want_p.double().mean(0)).sum())) < 1e-5 and k > 1:
-            hint = "divide the counts by N*k (all assignments), not by N"
-        expect_close(aux, want, f"the result of {lcall}", atol=1e-5, hint=hint)
-        p = want_p.clone().requires_grad_(True)
-        try:  # called directly: call_safely passes detached copies, which would hide the gradient
-            g_out = bal(p, want_idx.clone(), E)
-        except Exception as exc:  # noqa: BLE001 - it already ran once above, so report and stop
-            raise CheckFailed(f"{lcall} raised {type(exc).__name__} when probs requires grad: {exc}") from None
-        if not isinstance(g_out, torch.Tensor) or not g_out.requires_grad:
-            raise CheckFailed(f"{lcall} does not depend on probs through autograd: P_i = probs.mean(0) must keep its gradient "
-                              "(only f_i is a constant)")
-    uni = call_safely(bal, torch.full((8, 4), 0.25), torch.arange(8).remainder(4)[:, None], 4, name="load_balancing_loss")
-    expect_close(uni, torch.tensor(1.0), "load_balancing_loss for perfectly uniform routing", atol=1e-5)
-    return "routing and the Switch balancing loss match tutorlib.frontiers for k = 1, 2, 3"
-
-
-class _TinyNet(nn.Module):
-    def __init__(self, gen: torch.Generator) -> None:
-        super().__init__()
-        self.lin = nn.Linear(16, 3)
-        with torch.no_grad():
-            self.lin.weight.copy_(torch.randn(3, 16, generator=gen))
-            self.lin.bias.copy_(torch.randn(3, generator=gen))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin(torch.tanh(x.flatten(1) * 2))
-
-
-@register("ex11_3", points=2, timeout=60)
-def check_fgsm(ctx: CheckContext) -> str:
-    """``fgsm(model, x, y, eps)`` → ``(x + eps * sign(grad_x loss)).clamp(0, 1)``, detached, input untouched."""
-    fn = ctx.function("fgsm")
-    with preserved_rng():  # nn.Linear's default init draws from the global RNG
-        model = _TinyNet(ctx.generator).to(ctx.device).eval()
-    x = torch.rand(6, 1, 4, 4, generator=ctx.generator).to(ctx.device)
-    y = ctx.randint(3, 6)
-    for eps in (0.1, 0.3):
-        call = f"fgsm(model, x, y, eps={eps})"
-        out = call_safely(fn, model, x, y, eps, name="fgsm")
-        out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
-        expect_finite(out, f"the result of {call}")
-        if out.requires_grad:
-            raise CheckFailed(f"the result of {call} still requires grad: return x_adv.detach()")
-        want = fgsm(model, x, y, eps)
-        hint = "x_adv = (x + eps * grad.sign()).clamp(0, 1) with grad the gradient of the cross-entropy w.r.t. x"
-        if torch.allclose(out.cpu(), (x - eps * (want - x).sign()).clamp(0, 1).cpu(), atol=1e-6):
-            hint = "you stepped the wrong way: FGSM *increases* the loss, x + eps * sign(grad)"
-        elif (out - x).abs().max() > eps + 1e-6:
-            hint = f"the perturbation must stay within eps={eps} per pixel"
-        elif (out < 0).any() or (out > 1).any():
-            hint = "clamp the result to the valid pixel range [0, 1]"
-        expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.fgsm"
-
-
-@register("ex11_4", points=2, timeout=60)
-def check_eo_gap(ctx: CheckContext) -> str:
-    """``equalized_odds_gap(y_true, y_pred, groups)`` → float: max(TPR gap, FPR gap) across groups."""
-    fn = ctx.function("equalized_odds_gap")
-    names = np.array(["airline", "book", "movie", "hotel"])
-    for n, n_groups in [(40, 2), (60, 3), (80, 4)]:
-        y = ctx.randint(2, n).cpu().numpy()
-        p = ctx.randint(2, n).cpu().numpy()
-        g = names[ctx.randint(n_groups, n).cpu().numpy()]
-        call = f"equalized_odds_gap(y_true, y_pred, groups) with {n_groups} groups"
-        out = expect_number(call_safely(fn, y, p, g, name="equalized_odds_gap"), f"the result of {call}")
-        want = equalized_odds_gap(y, p, g)
-        tpr = [p[(g == k) & (y == 1)].mean() for k in set(g)]
-        fpr = [p[(g == k) & (y == 0)].mean() for k in set(g)]
-        hint = "the gap is max(max TPR - min TPR, max FPR - min FPR) over groups"
-        if abs(out - (max(tpr) - min(tpr))) < 1e-9 and abs(out - want) > 1e-9:
-            hint = "that is the TPR gap only: equalized odds also compares false-positive rates P(ŷ=1 | y=0)"
-        elif abs(out - (max(fpr) - min(fpr))) < 1e-9 and abs(out - want) > 1e-9:
-            hint = "that is the FPR gap only: equalized odds also compares true-positive rates P(ŷ=1 | y=1)"
-        expect_close(torch.tensor(out), torch.tensor(want), f"the result of {call}", atol=1e-6, hint=hint)
-    return "matches tutorlib.frontiers.equalized_odds_gap"
-
-
-@register("ex11_5", points=2, timeout=60)
-def check_clip(ctx: CheckContext) -> str:
-    """``clip_per_sample(grads, max_norm)``: each example's gradient (over all parameters) scaled to norm ≤ max_norm."""
-    fn = ctx.function("clip_per_sample")
-    scales = torch.tensor([0.05, 0.3, 1.0, 3.0, 10.0, 0.0]).to(ctx.device)
-    grads = {"layer.weight": ctx.randn(6, 3, 4) * scales.view(-1, 1, 1), "layer.bias": ctx.randn(6, 3) * scales.view(-1, 1)}
-    for C in (1.0, 0.5):
-        call = f"clip_per_sample(grads, max_norm={C})"
-        out = call_safely(fn, grads, C, name="clip_per_sample")
-        if not isinstance(out, dict) or set(out) != set(grads):
-            raise CheckFailed(f"{call} returned {describe(out)}, expected a dict with the same keys {sorted(grads)}")
-        want = clip_per_sample(grads, C)
-        per_param = {n: g * (C / (g.flatten(1).norm(dim=1) + 1e-6)).clamp(max=1).view(-1, *([1] * (g.dim() - 1)))
-                     for n, g in grads.items()}
-        for name in grads:
-            got = expect_tensor(out[name], f"{call}[{name!r}]", shape=grads[name].shape)
-            expect_finite(got, f"{call}[{name!r}]")
-            hint = "factor_i = min(1, max_norm / (norm_i + 1e-6)) with norm_i over ALL parameters of example i"
-            if all(torch.allclose(out[n].double().cpu(), per_param[n].double().cpu(), atol=1e-6) for n in grads):
-                hint = "you clipped each parameter separately: the norm of example i is taken over all its parameters together"
-            expect_close(got, want[name], f"{call}[{name!r}]", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.clip_per_sample (joint per-example norm, small gradients untouched)"
-
-
-@register("ex11_6", points=2, timeout=60)
-def check_fedavg(ctx: CheckContext) -> str:
-    """``fedavg(states, weights)`` → the weighted average state_dict (weights = client sizes)."""
-    fn = ctx.function("fedavg")
-    states = [{"fc.weight": ctx.randn(3, 2), "fc.bias": ctx.randn(3)} for _ in range(4)]
-    sizes = [10, 30, 5, 55]
-    for w in (sizes, [1, 1, 1, 1]):
-        call = f"fedavg(states, weights={w})"
-        out = call_safely(fn, states, w, name="fedavg")
-        if not isinstance(out, dict) or set(out) != set(states[0]):
-            raise CheckFailed(f"{call} returned {describe(out)}, expected a dict with keys {sorted(states[0])}")
-        want = fedavg(states, w)
-        for name in want:
-            got = expect_tensor(out[name], f"{call}[{name!r}]", shape=want[name].shape)
-            hint = "sum_c (n_c / sum n) * state_c[name]"
-            plain = sum(s[name] for s in states) / len(states)
-            if w is sizes and torch.allclose(got.double().cpu(), plain.double().cpu(), atol=1e-6):
-                hint = "that is the plain mean: weight each client by its share of the examples, n_c / sum(n)"
-            expect_close(got, want[name], f"{call}[{name!r}]", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.fedavg"
-
-
-@register("ex11_7", points=2, timeout=60)
-def check_dp_experiment(ctx: CheckContext) -> str:
-    """``dp_runs = {sigma: (epsilon, accuracy)}`` for σ in 0.5, 1, 2 and ``sigma_for_budget`` (smallest σ with ε ≤ 2)."""
-    from tutorlib.frontiers import dp_epsilon
-
-    runs = ctx.get("dp_runs")
-    q = expect_number(ctx.get("q_dp"), "`q_dp`")
-    steps = expect_number(ctx.get("dp_steps"), "`dp_steps`", int)
-    if not isinstance(runs, dict) or sorted(float(k) for k in runs) != [0.5, 1.0, 2.0]:
-        keys = sorted(runs) if isinstance(runs, dict) else describe(runs)
-        raise CheckFailed(f"`dp_runs` should be a dict with keys 0.5, 1.0 and 2.0 (the noise multipliers), got {keys}")
-    for sigma, val in runs.items():
-        if not isinstance(val, (tuple, list)) or len(val) != 2:
-            raise CheckFailed(f"dp_runs[{sigma}] is {describe(val)}, expected a tuple (epsilon, test_accuracy)")
-        eps = expect_number(val[0], f"the epsilon in dp_runs[{sigma}]")
-        acc = expect_number(val[1], f"the accuracy in dp_runs[{sigma}]")
-        # integer orders are fast; the default orders add fractional ones, which can only lower epsilon (by ~10 %)
-        want = dp_epsilon(q, float(sigma), steps, orders=range(2, 64))
-        if not 0.8 * want - 1e-6 <= eps <= 1.03 * want + 1e-6:
-            raise CheckFailed(f"dp_runs[{sigma}] reports epsilon {eps:.4g}, but dp_epsilon(q_dp, {sigma}, dp_steps) gives "
-                              f"{want:.4g}: compute it with the same q_dp and dp_steps you trained with")
-        if not 0.0 <= acc <= 1.0:
-            raise CheckFailed(f"the accuracy in dp_runs[{sigma}] is {acc}, expected a fraction in [0, 1]")
-    accs = [runs[k][1] for k in sorted(runs, key=float)]
-    if accs[-1] > accs[0] + 0.05:
-        raise CheckFailed(f"with more noise the accuracy went up ({accs[0]:.3f} at σ=0.5, {accs[-1]:.3f} at σ=2): did each "
-                          "run use its own sigma and a fresh model?")
-    chosen = expect_number(ctx.get("sigma_for_budget"), "`sigma_for_budget`")
-    ok = [float(k) for k, (e, _) in runs.items() if e <= 2]
-    if not ok:
-        raise CheckFailed("none of your runs has epsilon <= 2: check dp_steps and q_dp (they are given in the cell)")
-    if abs(chosen - min(ok)) > 1e-9:
-        raise CheckFailed(f"`sigma_for_budget` is {chosen}, but the smallest σ in your table with ε ≤ 2 is {min(ok)}: "
-                          "less noise means more accuracy, so take the smallest σ that still meets the budget")
-    return f"epsilon and accuracy recorded for σ = 0.5, 1, 2; σ = {chosen} is the best choice for ε ≤ 2"
+            if labels == want_ids:
+                hint = f" — the prompt positions must be {IGNORE_INDEX} so the loss ignores them"
+            elif labels[1:] == want_labels[:-1] or labels[:-1] == want_labels[1:]:
+                hint = " — do not shift the labels: the model shifts them itself"
+            raise CheckFailed(f"{what}: labels are {labels}, expected {want_labels}{hint}")

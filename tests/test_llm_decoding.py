@@ -13,9 +13,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-from tutorlib.generation import (apply_repetition_penalty, beam_search, char_tokenizer, filtered_distribution, greedy,
-                                 sample, to_gpt2, top_k_filter, top_p_filter)
-from tutorlib.generation.decoding import generate
+from tutorlib.llm import (apply_repetition_penalty, beam_search, char_tokenizer, filtered_distribution, greedy,
+                          sample, to_gpt2, top_k_filter, top_p_filter)
+from tutorlib.llm.decoding import generate
 from tutorlib.models import ByteTokenizer, GPTConfig, TinyGPT
 
 

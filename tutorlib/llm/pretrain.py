@@ -120,7 +120,7 @@ class _Track(Callback):
         self.t0 = time.perf_counter()
 
     def measure(self, trainer: Trainer, step: int, train_loss: float | None) -> None:
-        from tutorlib.generation.decoding import sample
+        from tutorlib.llm.decoding import sample
 
         model = trainer.unwrapped_model
         tok = ByteTokenizer()

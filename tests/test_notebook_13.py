@@ -1,4 +1,4 @@
-"""Lesson 11 runs end to end in smoke mode and shows what it promises."""
+"""Lesson 13 runs end to end in smoke mode and shows what it promises."""
 
 import math
 import re
@@ -15,7 +15,7 @@ def _floats(pattern, text):
 
 
 def test_lesson_11_runs_in_smoke_mode():
-    nb = run_notebook(ROOT / "notebooks" / "11_frontiers.ipynb", timeout=600)
+    nb = run_notebook(ROOT / "notebooks" / "13_frontiers.ipynb", timeout=600)
     text = "".join(o.get("text", "") for o in outputs_of(nb, "stream"))
     # 1: masked attention == SDPA, block-sparse == dense masked; block-sparse saves memory at the longest T
     assert len(_floats(r"largest difference to SDPA: (\S+)", text)) == 2

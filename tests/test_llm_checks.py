@@ -1,12 +1,12 @@
-"""Lesson 10's exercise checks: right answers pass, stubs are not attempted, typical mistakes fail with a hint."""
+"""The LLM lessons' (10–12) exercise checks: right answers pass, stubs are not attempted, typical mistakes fail with a hint."""
 
 from __future__ import annotations
 
 import torch
 
-from tutorlib.finetune.causal_lm import mask_prompt_labels
-from tutorlib.generation import apply_repetition_penalty, beam_search as ref_beam, cosine_top_k, top_p_filter
-from tutorlib.grading.checks.ex10 import reference_rouge_l_f1
+from tutorlib.llm.sft import mask_prompt_labels
+from tutorlib.llm import apply_repetition_penalty, beam_search as ref_beam, cosine_top_k, top_p_filter
+from tutorlib.grading.checks.ex12 import reference_rouge_l_f1
 from tutorlib.grading.registry import run_check
 
 
@@ -23,7 +23,7 @@ RIGHT = {
     "recall_top_k": lambda q, m, k: cosine_top_k(q, m, k)[1],
 }
 IDS = {"ex10_1": "top_p_filter", "ex10_2": "beam_search", "ex10_3": "repetition_penalty",
-       "ex10_4": "completion_labels", "ex10_5": "rouge_l_f1", "ex10_6": "recall_top_k"}
+       "ex11_1": "completion_labels", "ex12_1": "rouge_l_f1", "ex12_2": "recall_top_k"}
 
 
 def test_reference_answers_pass_and_stubs_are_not_attempted():
@@ -60,12 +60,12 @@ def test_typical_mistakes_are_explained():
         return logits.scatter(1, ids, torch.gather(logits, 1, ids) / penalty)
     _fails("ex10_3", "repetition_penalty", divide_all, "multiply negative logits")
 
-    _fails("ex10_4", "completion_labels", lambda p, c, e: (p + c + [e], p + c + [e]), "-100")
-    _fails("ex10_4", "completion_labels", lambda p, c, e: (p + c, [-100] * len(p) + c), "append eos_id")
+    _fails("ex11_1", "completion_labels", lambda p, c, e: (p + c + [e], p + c + [e]), "-100")
+    _fails("ex11_1", "completion_labels", lambda p, c, e: (p + c, [-100] * len(p) + c), "append eos_id")
 
     def recall_only(c, r):
-        from tutorlib.generation.metrics import lcs_length
+        from tutorlib.llm.metrics import lcs_length
         return lcs_length(c, r) / len(r) if r else 0.0
-    _fails("ex10_5", "rouge_l_f1", recall_only, "recall")
+    _fails("ex12_1", "rouge_l_f1", recall_only, "recall")
 
-    _fails("ex10_6", "recall_top_k", lambda q, m, k: torch.topk(m @ q, k).indices, "dot product")
+    _fails("ex12_2", "recall_top_k", lambda q, m, k: torch.topk(m @ q, k).indices, "dot product")

@@ -225,7 +225,7 @@ def evaluate_qa(model: Any, tokenizer: Any, examples: Sequence[QAExample]) -> di
     >>> sorted(evaluate_qa(build_qa_model(), load_tokenizer(), review_qa_examples("val", n=1)))
     ['exact_match', 'predictions', 'token_f1']
     """
-    from tutorlib.generation.metrics import exact_match, token_f1
+    from tutorlib.llm.metrics import exact_match, token_f1
 
     if not examples:
         raise ValueError("no examples to evaluate")
@@ -268,8 +268,8 @@ def summarize(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens
     """Greedy (or beam) completions of ``prompts`` by a Hugging Face causal LM, cut at EOS or a newline.
 
     Uses the model's own ``generate()`` (with its key/value cache: several times faster than our
-    cache-free decoders, and token-for-token the same as :func:`~tutorlib.generation.greedy` /
-    :func:`~tutorlib.generation.beam_search`, as the tests check). Prompts longer than the model's
+    cache-free decoders, and token-for-token the same as :func:`~tutorlib.llm.greedy` /
+    :func:`~tutorlib.llm.beam_search`, as the tests check). Prompts longer than the model's
     context are cut from the left.
     """
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 2048)

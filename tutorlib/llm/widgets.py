@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tutorlib.generation.decoding import beam_search, filtered_distribution, greedy, next_token_logits, sample
+from tutorlib.llm.decoding import beam_search, filtered_distribution, greedy, next_token_logits, sample
 from tutorlib.models import ByteTokenizer
 
 __all__ = ["decode_once", "plot_next_token", "DecodingExplorer", "decoding_explorer"]

@@ -286,7 +286,7 @@ def gpt_responder(model: Any, max_new_tokens: int = 60, temperature: float = 0.8
     >>> isinstance(gpt_responder(TinyGPT(GPTConfig(n_layer=1, d_model=16, n_head=2)), 5)("User: hi\\nAssistant:"), str)
     True
     """
-    from tutorlib.generation.decoding import sample
+    from tutorlib.llm.decoding import sample
     from tutorlib.models import ByteTokenizer
 
     tok = ByteTokenizer()

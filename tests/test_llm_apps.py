@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tutorlib.generation import (ChatSession, LongTermMemory, Turn, bag_of_words_embedder, corpus_scores, cosine_top_k,
-                                 exact_match, first_sentence_summary, lcs_length, pretrain_gpt, review_qa_examples,
-                                 review_summary_examples, rouge_l, rouge_n, token_f1)
+from tutorlib.llm import (ChatSession, LongTermMemory, Turn, bag_of_words_embedder, corpus_scores, cosine_top_k,
+                          exact_match, first_sentence_summary, lcs_length, pretrain_gpt, review_qa_examples,
+                          review_summary_examples, rouge_l, rouge_n, token_f1)
 from tutorlib.models import GPTConfig
 
 
@@ -65,7 +65,7 @@ def test_chat_session_keeps_the_budget_and_summarises():
 
 
 def test_memory_persists_in_sqlite_and_recalls_by_meaning(tmp_path):
-    from tutorlib.generation import minilm_embedder
+    from tutorlib.llm import minilm_embedder
 
     path = tmp_path / "memory.sqlite"
     emb = minilm_embedder()
@@ -106,7 +106,7 @@ def test_task_data_is_well_formed():
     qa = review_qa_examples("train", n=50)
     assert len(qa) == 50 and all(ex.context[ex.answer_start:ex.answer_start + len(ex.answer)] == ex.answer for ex in qa)
     assert {ex.question.split()[3] for ex in qa} >= {"about"} and any("negative" in ex.question or "positive" in ex.question for ex in qa)
-    from tutorlib.generation.tasks import QAFeatures
+    from tutorlib.llm.tasks import QAFeatures
     from tutorlib.models import load_tokenizer
 
     tok = load_tokenizer()
@@ -120,7 +120,7 @@ def test_task_data_is_well_formed():
 
 
 def test_decoding_widget_regenerates():
-    from tutorlib.generation.widgets import decoding_explorer
+    from tutorlib.llm.widgets import decoding_explorer
     from tutorlib.models import TinyGPT
 
     torch.manual_seed(0)
@@ -146,7 +146,7 @@ def test_docstring_examples_run(name):
     import matplotlib
 
     matplotlib.use("Agg")
-    mod = importlib.import_module(f"tutorlib.generation.{name}")
+    mod = importlib.import_module(f"tutorlib.llm.{name}")
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 0
 
@@ -161,7 +161,7 @@ def test_causal_lm_docstring_examples_run():
 
 
 def test_summarize_uses_generate_and_equals_our_greedy():
-    from tutorlib.generation import char_tokenizer, greedy, summarize, to_gpt2
+    from tutorlib.llm import char_tokenizer, greedy, summarize, to_gpt2
     from tutorlib.models import TinyGPT
 
     torch.manual_seed(0)
