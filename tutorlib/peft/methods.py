@@ -16,8 +16,8 @@ Methods (``METHODS``):
 ============== =====================================================================================
 
 How ``peft`` is attached to :class:`~tutorlib.models.MiniLMClassifier` (which wraps a
-``BertModel`` at ``.encoder`` and mean-pools it; see API_NOTES for why not
-``BertForSequenceClassification``):
+``BertModel`` at ``.encoder`` and mean-pools it, because all-MiniLM-L6-v2 was trained with mean pooling
+and its pooler output, which ``BertForSequenceClassification`` uses, was not):
 
 - LoRA, DoRA, IA³ only need named ``nn.Linear`` layers, so ``get_peft_model`` is applied to the
   whole classifier with *no* ``task_type`` and ``modules_to_save=["head"]``. The new head then
@@ -69,8 +69,8 @@ METHODS: tuple[str, ...] = ("head", "full", "lora-ours", "lora", "dora", "ia3", 
 #: Methods built with the ``peft`` library (their artefacts are ``peft`` adapter folders).
 PEFT_LIBRARY_METHODS: tuple[str, ...] = ("lora", "dora", "ia3", "prefix", "prompt")
 
-#: Learning rates for AdamW at batch 32. Measured: full fine-tuning 5e-5 and LoRA r=8 2e-3 (API_NOTES, a
-#: movie-review sample); head 3e-2 (69.2 % vs 68.8 % at 1e-2) and IA³ 3e-2 (77.9 % vs 74.2 % at 1e-2, 68.8 % at
+#: Learning rates for AdamW at batch 32. Measured: full fine-tuning 5e-5 and LoRA r=8 2e-3 (a 2,000-review
+#: movie sample, 2 epochs); head 3e-2 (69.2 % vs 68.8 % at 1e-2) and IA³ 3e-2 (77.9 % vs 74.2 % at 1e-2, 68.8 % at
 #: 3e-3) with ``benchmarks/peft.py --sweep`` (400 bundled reviews, 2 epochs, validation accuracy). DoRA uses
 #: LoRA's rate; prefix 1e-2, prompt 3e-2 and adapters 1e-3 are the usual values from their papers and the peft
 #: examples, not swept here (run ``--sweep prefix prompt houlsby pfeiffer`` to check them on your machine).
