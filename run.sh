@@ -3,6 +3,8 @@
 #   bash run.sh lab    install everything (first time) and open JupyterLab on lesson 00
 #   bash run.sh test   install everything (first time) and run the whole test suite
 #   bash run.sh install  only install
+#   bash run.sh execute [NN ...] [--stale]
+#                      run lessons in full mode and store their outputs (with provenance) in notebooks/
 # Environment knobs:
 #   VENV=path           where the virtual environment lives (default .venv)
 #   TORCH_INDEX_URL=url install torch from this index, e.g. https://download.pytorch.org/whl/cu128 for a
@@ -50,6 +52,10 @@ case "$what" in
     # two test workers, one torch thread each (more threads than cores makes OpenMP spin and crawl)
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
     exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@" ;;
+  execute)
+    shift || true
+    # one lesson after another in full mode; each that runs cleanly is written back with its outputs
+    exec "$VENV/bin/python" benchmarks/course.py --mode full --store "$@" ;;
   *)
-    echo "usage: bash run.sh [lab|test|install]" >&2; exit 2 ;;
+    echo "usage: bash run.sh [lab|test|install|execute]" >&2; exit 2 ;;
 esac

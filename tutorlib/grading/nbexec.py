@@ -24,13 +24,18 @@ to requests it did not make, so a normal run is unchanged.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from queue import Empty
 from typing import Any, Awaitable, Callable
 
 from nbclient import NotebookClient
 
-__all__ = ["NUDGE_S", "POLL_S", "NudgingClient", "sliced"]
+__all__ = ["NUDGE_S", "POLL_S", "NudgingClient", "sliced", "lesson_environment", "execute_lesson"]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NUDGE_S = 15.0  # seconds between nudges while a cell runs (also used by the grader)
 POLL_S = 1.0    # longest single wait on a channel before a real (level-triggered) poll
@@ -103,3 +108,46 @@ class NudgingClient(NotebookClient):
                                                     store_history=store_history)
         finally:
             nudger.cancel()
+
+
+def lesson_environment(smoke: bool, root: str | os.PathLike[str] = ROOT) -> dict[str, str]:
+    """The environment variables a lesson kernel runs with: smoke or full mode, offline, ``root`` importable.
+
+    >>> env = lesson_environment(smoke=True)
+    >>> env["TUTORLIB_SMOKE"], env["HF_HUB_OFFLINE"]
+    ('1', '1')
+    """
+    return {
+        "TUTORLIB_SMOKE": "1" if smoke else "0",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TUTORLIB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+
+
+def execute_lesson(nb: Any, *, smoke: bool, timeout: int, cwd: str | os.PathLike[str],
+                   extra_env: Mapping[str, str] | None = None) -> NudgingClient:
+    """Run every cell of the notebook ``nb`` (in place) in a fresh kernel started in ``cwd``.
+
+    The kernel gets :func:`lesson_environment` plus ``extra_env``; the caller's environment is restored
+    afterwards. A cell error raises nbclient's ``CellExecutionError`` naming the cell. Used by the tests,
+    ``benchmarks/course.py`` and ``run.sh execute``, so all run lessons the same way.
+
+    >>> import nbformat, tempfile
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.environ['TUTORLIB_SMOKE'])")])
+    >>> _ = execute_lesson(nb, smoke=True, timeout=60, cwd=tempfile.mkdtemp())
+    >>> nb.cells[0].outputs[0]["text"]
+    '1\\n'
+    """
+    backup = dict(os.environ)
+    os.environ.update(lesson_environment(smoke))
+    os.environ.update(extra_env or {})
+    try:
+        client = NudgingClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+        client.execute()
+        return client
+    finally:
+        os.environ.clear()
+        os.environ.update(backup)

@@ -1,0 +1,149 @@
+"""Lessons stored executed: their provenance, and which code cells changed after their outputs were stored.
+
+A lesson notebook in ``notebooks/`` is stored with the outputs of one full-mode run (``bash run.sh
+execute NN`` runs it and writes it back), so a reader sees every figure and number without running
+anything. The run records, in the notebook's metadata under ``tutorlib.provenance``, when and where it
+ran (date, CPU, threads, torch, device, mode, wall and CPU time, peak memory) and a hash of
+``tutorlib``'s sources; every code cell records the hash of the source that produced its outputs
+(``tutorlib.source_sha``). :func:`stale_cells` compares those hashes with the sources as they are now,
+so a test can fail when a cell was edited after its outputs were stored.
+
+>>> import nbformat
+>>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+>>> stamp_cells(nb); stale_cells(nb)
+[]
+>>> nb.cells[0].source = "print(2)"
+>>> [c.index for c in stale_cells(nb)]
+[0]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["source_sha", "tutorlib_sha", "stamp_cells", "StaleCell", "stale_cells", "provenance_of",
+           "machine_description", "has_outputs"]
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def source_sha(source: str) -> str:
+    """A short hash of a code cell's source (trailing whitespace on lines and at the end ignored).
+
+    >>> source_sha("x = 1  \\n") == source_sha("x = 1")
+    True
+    """
+    norm = "\n".join(line.rstrip() for line in source.rstrip().splitlines())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
+
+
+def tutorlib_sha(package: str | os.PathLike[str] = _PACKAGE) -> str:
+    """A short hash of every ``.py`` file of the ``tutorlib`` package (paths and contents).
+
+    >>> len(tutorlib_sha())
+    16
+    """
+    h = hashlib.sha256()
+    root = Path(package)
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _meta(cell: Any) -> dict[str, Any]:
+    return cell.setdefault("metadata", {}).setdefault("tutorlib", {})
+
+
+def stamp_cells(nb: Any) -> None:
+    """Record in each code cell's metadata the hash of the source its outputs come from.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    >>> stamp_cells(nb); nb.cells[0].metadata["tutorlib"]["source_sha"] == source_sha("1 + 1")
+    True
+    """
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            _meta(cell)["source_sha"] = source_sha(cell.get("source", ""))
+
+
+@dataclass(frozen=True)
+class StaleCell:
+    """A code cell whose stored outputs no longer match its source."""
+
+    index: int
+    first_line: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"cell {self.index} (`{self.first_line}`): {self.reason}"
+
+
+def has_outputs(nb: Any) -> bool:
+    """True when any code cell has outputs or an execution count.
+
+    >>> import nbformat
+    >>> has_outputs(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+    False
+    """
+    return any(c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+               for c in nb.cells)
+
+
+def stale_cells(nb: Any) -> list[StaleCell]:
+    """The code cells whose source changed (or that were added) after the notebook's outputs were stored.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1")])
+    >>> stale_cells(nb)[0].reason
+    'no stored hash: the cell was added after the outputs were stored'
+    """
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        first = next((ln.strip() for ln in src.splitlines() if ln.strip()), "")[:60]
+        stored = cell.get("metadata", {}).get("tutorlib", {}).get("source_sha")
+        if stored is None:
+            found.append(StaleCell(i, first, "no stored hash: the cell was added after the outputs were stored"))
+        elif stored != source_sha(src):
+            found.append(StaleCell(i, first, "its source changed after its outputs were stored"))
+    return found
+
+
+def provenance_of(nb: Any) -> dict[str, Any] | None:
+    """The stored run's provenance (``None`` for a notebook never stored executed).
+
+    >>> import nbformat
+    >>> provenance_of(nbformat.v4.new_notebook()) is None
+    True
+    """
+    return nb.get("metadata", {}).get("tutorlib", {}).get("provenance")
+
+
+def machine_description() -> str:
+    """The CPU model and core count of this machine, e.g. ``"AMD EPYC 9R14, 2 cores"``.
+
+    >>> "cores" in machine_description()
+    True
+    """
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
