@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from tutorlib.compress import (DistillDataset, DistillStep, accuracy_of, augment_texts, compare_latency,
-                               correct_of, count_parameters, cpu_int8_support, distill_collate, init_student_from_teacher,
+                               correct_of, count_weights, cpu_int8_support, distill_collate, init_student_from_teacher,
                                make_permanent, make_student, model_bytes, prune_attention_heads, prune_ffn_neurons,
                                prune_magnitude, paired_difference, quantize_legacy, quantize_torchao, teacher_logits,
                                weight_sparsity)
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         acc_s = f"{100 * a:.1f} %" if a is not None else "not evaluated"
         val_s = f"{100 * v:.1f} % | {100 * (v - base_val):+.1f}" if v is not None else "— | —"
         ref = slow_ref if name in slow else base_ms
-        print(f"| {name} | {count_parameters(model)[0] / 1e6:.1f}M | {model_bytes(model) / 1e6:.1f} | {acc_s} | "
+        print(f"| {name} | {count_weights(model)[0] / 1e6:.1f}M | {model_bytes(model) / 1e6:.1f} | {acc_s} | "
               f"{change(name)} | {val_s} | {wall[name]:.0f} | {ref / wall[name]:.2f}× | {base_cpu / cputime[name]:.2f}× |")
 
     def verdict(ok: bool) -> str:

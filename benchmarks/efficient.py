@@ -18,10 +18,10 @@ import platform
 import torch
 
 from tutorlib.data import load_reviews, text_collate
-from tutorlib.efficient import (DEFAULT_TECHNIQUES, Technique, benchmark_techniques, count_params, device_peak_flops,
+from tutorlib.efficient import (DEFAULT_TECHNIQUES, Technique, benchmark_techniques, device_peak_flops,
                                 enable_activation_checkpointing, lm_dataset, lm_loss, matmul_peak_flops,
                                 saved_activation_bytes, techniques_table, transformer_train_flops)
-from tutorlib.models import GPTConfig, MiniLMClassifier, TinyGPT, load_tokenizer
+from tutorlib.models import GPTConfig, MiniLMClassifier, TinyGPT, count_parameters, load_tokenizer
 from tutorlib.runtime import get_device
 
 
@@ -48,13 +48,13 @@ def main() -> None:
     data = lm_dataset(block_size=args.block, n_sequences=max(64, args.gpt_batch))
     rows = benchmark_techniques(lambda: TinyGPT(cfg), data, techniques, batch_size=args.gpt_batch, steps=args.steps,
                                 warmup=1, device=device, lr=3e-3, loss_fn=lm_loss, tokens_per_sample=args.block)
-    print(f"### Tiny GPT ({count_params(TinyGPT(cfg)):,} parameters), batch {args.gpt_batch} x {args.block} tokens\n")
+    print(f"### Tiny GPT ({count_parameters(TinyGPT(cfg)).total:,} parameters), batch {args.gpt_batch} x {args.block} tokens\n")
     print(techniques_table(rows))
     peak = device_peak_flops(device, torch.bfloat16)
     source = "data sheet, bf16"
     if peak is None:
         peak, source = matmul_peak_flops(device, torch.float32, n=1024, repeats=10), "measured fp32 1024x1024 matmul"
-    n = count_params(TinyGPT(cfg), exclude_embeddings=True)
+    n = count_parameters(TinyGPT(cfg)).non_embedding
     flops = transformer_train_flops(n, args.gpt_batch * args.block, n_layer=4, d_model=128, seq_len=args.block)
     print(f"\nMFU (6N + attention FLOPs, peak {peak / 1e12:.3g} TFLOP/s from {source}): "
           + ", ".join(f"{r.name} {flops / r.seconds_per_step / peak:.1%}" for r in rows))

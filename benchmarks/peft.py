@@ -31,6 +31,8 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from tutorlib.measure import median_ms  # noqa: E402
+
 
 def machine() -> str:
     dev = "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -44,7 +46,8 @@ def equivalence() -> str:
     from peft import LoraConfig, get_peft_model
     from transformers import BertConfig, BertModel
 
-    from tutorlib.peft import count_parameters, inject_lora, lora_layers
+    from tutorlib.models import count_parameters
+    from tutorlib.peft import inject_lora, lora_layers
 
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
@@ -65,19 +68,9 @@ def equivalence() -> str:
         with torch.no_grad():
             diff = (ours(input_ids=ids, attention_mask=mask).last_hidden_state
                     - ref(input_ids=ids, attention_mask=mask).last_hidden_state).abs().max().item()
-        rows.append(f"| {', '.join(targets)} | {r} | {count_parameters(ours)[0]:,} | "
+        rows.append(f"| {', '.join(targets)} | {r} | {count_parameters(ours).trainable:,} | "
                     f"{ref.get_nb_trainable_parameters()[0]:,} | {diff:.2e} |")
     return "\n".join(rows)
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
 
 
 def latency(repeats: int) -> str:
@@ -103,15 +96,15 @@ def latency(repeats: int) -> str:
     peft_model.eval()
     rows = ["| model (MiniLM, batch 32, LoRA r=8 on query/key/value/dense) | median ms | vs plain |", "|---|---|---|"]
     with torch.inference_mode():
-        base_ms = _median_ms(lambda: plain(**batch), repeats)
-        unmerged = _median_ms(lambda: ours(**batch), repeats)
+        base_ms = median_ms(lambda: plain(**batch), repeats)
+        unmerged = median_ms(lambda: ours(**batch), repeats)
         out_unmerged = ours(**batch)
         merge_lora(ours)
-        merged = _median_ms(lambda: ours(**batch), repeats)
+        merged = median_ms(lambda: ours(**batch), repeats)
         diff = (ours(**batch) - out_unmerged).abs().max().item()
-        peft_unmerged = _median_ms(lambda: peft_model(**batch), repeats)
+        peft_unmerged = median_ms(lambda: peft_model(**batch), repeats)
         unloaded = peft_model.merge_and_unload()
-        peft_merged = _median_ms(lambda: unloaded(**batch), repeats)
+        peft_merged = median_ms(lambda: unloaded(**batch), repeats)
     for name, ms in (("plain MiniLM", base_ms), ("LoRA (ours), unmerged", unmerged), ("LoRA (ours), merged", merged),
                      ("peft LoRA, unmerged", peft_unmerged), ("peft LoRA, merge_and_unload", peft_merged)):
         rows.append(f"| {name} | {ms:.1f} | {ms / base_ms:.2f}× |")

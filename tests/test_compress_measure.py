@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from tutorlib.compress import (Measurement, SparsityExplorer, accuracy_of, amdahl_speedup,  # noqa: E402
-                               compare_latency, correct_of, count_parameters, latency_ms, make_permanent,
+                               compare_latency, correct_of, count_weights, latency_ms, make_permanent,
                                matmul_share, measure, measurements_table, model_bytes, paired_difference,
                                pareto_front, plot_variants, prune_and_measure,
                                prune_magnitude, quantize_legacy, retime, smallest_above, sparsity_explorer, time_by_op)
@@ -22,15 +22,15 @@ from tutorlib.train import Trainer  # noqa: E402
 
 def test_count_parameters_and_bytes():
     model = nn.Sequential(nn.Linear(10, 20), nn.BatchNorm1d(20), nn.Linear(20, 3))
-    total, nz = count_parameters(model)
+    total, nz = count_weights(model)
     assert total == sum(p.numel() for p in model.parameters())  # BN running stats are not weights
     assert nz == sum(int(torch.count_nonzero(p)) for p in model.parameters())  # BN's bias starts at 0
     with torch.no_grad():
         model[0].weight[:5] = 0
-    assert count_parameters(model)[1] == nz - 50
+    assert count_weights(model)[1] == nz - 50
     assert model_bytes(model) > 4 * total
     with pytest.raises(TypeError, match="nn.Module"):
-        count_parameters("model")
+        count_weights("model")
 
 
 def test_latency_and_interleaved_comparison():
@@ -158,7 +158,7 @@ def test_prune_and_measure_leaves_the_model_alone():
     assert r["nonzero"] < 0.3 * r["params"] and r["latency_ms"] > 0
     assert all(torch.equal(before[k], v) for k, v in cnn.state_dict().items())
     s = prune_and_measure(cnn, 0.5, "structured", lambda m: accuracy_of(m, val))
-    assert s["params"] < 0.5 * count_parameters(cnn)[0]
+    assert s["params"] < 0.5 * count_weights(cnn)[0]
     with pytest.raises(ValueError, match="method"):
         prune_and_measure(cnn, 0.5, "random", lambda m: 1.0)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from tutorlib.compress import (apply_masks, compare_latency, count_parameters, global_magnitude_masks, head_scores,
+from tutorlib.compress import (apply_masks, compare_latency, count_weights, global_magnitude_masks, head_scores,
                                is_pruned, layer_sparsities, magnitude_mask, make_permanent, model_bytes, neuron_scores,
                                prune_attention_heads, prune_ffn_neurons, prune_magnitude, remove_attention_heads,
                                remove_conv_channels, remove_neurons, select_layers, shrink_linear_pair,
@@ -128,11 +128,11 @@ def test_iterative_pruning_only_grows_the_mask():
     assert weight_sparsity(model) == pytest.approx(0.6, abs=1e-3)
 
 
-def test_masks_count_in_count_parameters():
+def test_masks_count_in_count_weights():
     model = _mlp()
-    total, nz = count_parameters(model)
+    total, nz = count_weights(model)
     prune_magnitude(model, 0.5)
-    total2, nz2 = count_parameters(model)
+    total2, nz2 = count_weights(model)
     assert total2 == total
     weights = sum(m.weight.numel() for m in select_layers(model).values())
     assert nz - nz2 == round(0.5 * weights)
@@ -204,7 +204,7 @@ def test_structured_pruning_is_smaller_and_faster():
     big = nn.Sequential(nn.Linear(256, 2048), nn.ReLU(), nn.Linear(2048, 256)).eval()
     fc1, fc2 = shrink_linear_pair(big[0], big[2], 0.25)
     small = nn.Sequential(fc1, nn.ReLU(), fc2).eval()
-    assert count_parameters(small)[0] < 0.3 * count_parameters(big)[0]
+    assert count_weights(small)[0] < 0.3 * count_weights(big)[0]
     assert model_bytes(small) < 0.3 * model_bytes(big)
     times = compare_latency({"big": big, "small": small}, torch.randn(256, 256), repeats=15, warmup=3)
     assert times["small"] < times["big"], times
@@ -218,7 +218,7 @@ def test_ffn_neuron_pruning_on_bert():
     small = prune_ffn_neurons(copy.deepcopy(bert), 0.5)
     assert small.encoder.layer[0].intermediate.dense.out_features == 32
     assert small.encoder.layer[1].output.dense.in_features == 32
-    assert count_parameters(small)[0] < count_parameters(bert)[0]
+    assert count_weights(small)[0] < count_weights(bert)[0]
     assert model_bytes(small) < model_bytes(bert)
     assert small(ids).last_hidden_state.shape == (3, 9, 32)
 
@@ -240,7 +240,7 @@ def test_removing_heads_equals_silencing_them():
     assert pruned.encoder.layer[0].attention.self.query.out_features == 16
     assert pruned.encoder.layer[0].attention.output.dense.in_features == 16
     assert torch.allclose(pruned(ids).last_hidden_state, silenced(ids).last_hidden_state, atol=1e-5)
-    assert count_parameters(pruned)[0] < count_parameters(bert)[0]
+    assert count_weights(pruned)[0] < count_weights(bert)[0]
     with pytest.raises(ValueError, match="keep at least one"):
         remove_attention_heads(copy.deepcopy(bert), {0: [0, 1, 2, 3]})
     with pytest.raises(ValueError, match="out of range"):
@@ -283,7 +283,7 @@ def test_conv_channel_removal_equals_silencing_channels():
     assert small.features[0].out_channels == 4 and small.features[3].out_channels == 8
     assert small.classifier[-1].in_features == 8 * 4
     assert small(x).shape == (4, 10)
-    assert count_parameters(small)[0] < 0.4 * count_parameters(cnn)[0]
+    assert count_weights(small)[0] < 0.4 * count_weights(cnn)[0]
     same = shrink_small_cnn(cnn, 1.0)
     assert torch.allclose(same(x), cnn(x), atol=1e-5)
     with pytest.raises(TypeError, match="SmallCNN layout"):

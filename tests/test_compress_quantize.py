@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tutorlib.compress import (FakeQuantize, QATLayer, calibrate, count_parameters, cpu_int8_support, dequantize,
+from tutorlib.compress import (FakeQuantize, QATLayer, calibrate, count_weights, cpu_int8_support, dequantize,
                                fake_quantize, fold_batchnorm, int8_state_dict, model_bytes, prepare_qat, qparams,
                                qrange, quantization_error, quantize, quantize_legacy, quantize_torchao,
                                prune_magnitude)
@@ -230,7 +230,7 @@ def test_torchao_quantization_is_close_and_smaller(mode):
         ref, out = model(x), q(x)
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     assert model_bytes(q) < 0.5 * model_bytes(model)
-    assert count_parameters(q)[0] == count_parameters(model)[0]
+    assert count_weights(q)[0] == count_weights(model)[0]
 
 
 def test_legacy_dynamic_quantization_is_close_and_smaller():
@@ -241,7 +241,7 @@ def test_legacy_dynamic_quantization_is_close_and_smaller():
         ref, out = model(x), q(x)
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     assert model_bytes(q) < 0.5 * model_bytes(model)
-    assert count_parameters(q)[0] == count_parameters(model)[0]
+    assert count_weights(q)[0] == count_weights(model)[0]
 
 
 def test_library_quantization_rejects_masked_models_and_bad_modes():

@@ -12,12 +12,12 @@ from torch import nn
 
 from tutorlib.efficient import (FORMATS, RSSSampler, Technique, accumulation_step, amp_train_step,
                                 benchmark_techniques, checkpointed_sequential, collect_gradients, count_flops,
-                                count_params, device_peak_flops, disable_activation_checkpointing,
+                                device_peak_flops, disable_activation_checkpointing,
                                 enable_activation_checkpointing, get_format, gradient_precision_report, lm_dataset,
                                 lm_loss, measure, mfu, overflow_fraction, representation_error, round_mantissa, round_to,
                                 saved_activation_bytes, smallest_safe_scale, split_micro_batches, techniques_table,
                                 transformer_train_flops, underflow_fraction)
-from tutorlib.models import GPTConfig, TinyGPT
+from tutorlib.models import GPTConfig, TinyGPT, count_parameters
 
 TINY = GPTConfig(block_size=32, n_layer=2, n_head=2, d_model=32)
 
@@ -245,10 +245,10 @@ def test_flop_counting_and_the_6n_rule():
     model = TinyGPT(GPTConfig(block_size=64, n_layer=2, n_head=4, d_model=64))
     x, y = lm_dataset(block_size=64, n_sequences=4)[:4]
     counted = count_flops(lambda: lm_loss(model(x), y).backward())
-    n = count_params(model, exclude_embeddings=True)
+    n = count_parameters(model).non_embedding
     estimate = transformer_train_flops(n, x.numel(), n_layer=2, d_model=64, seq_len=64)
     assert 0.7 < counted / estimate < 1.5
-    assert count_params(model) > n
+    assert count_parameters(model).total > n
     with pytest.raises(ValueError, match="give all of n_layer"):
         transformer_train_flops(10, 10, n_layer=2)
     with pytest.raises(ValueError, match="peak_flops must be positive"):

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from tutorlib.frontiers import (bigbird_layout, block_layout_from_mask, block_sparse_attention, block_sparse_mask,
                                 expand_layout, full_mask, mask_density, masked_attention, sliding_window_mask)
-from tutorlib.frontiers.measure import PeakTensorMemory, measure_attention
+from tutorlib.frontiers.measure import measure_attention
+from tutorlib.measure import LiveTensorMemory
 
 
 def _qkv(T, B=2, H=3, D=8, seed=0):
@@ -47,9 +48,9 @@ def test_block_sparse_really_skips_blocks():
     m = sliding_window_mask(T, block)
     lay = block_layout_from_mask(m, block)
     assert int(lay.sum()) == 2 * (T // block) - 1  # the diagonal and the block before it
-    with PeakTensorMemory() as dense:
+    with LiveTensorMemory() as dense:
         masked_attention(q, k, v, m)
-    with PeakTensorMemory() as sparse:
+    with LiveTensorMemory() as sparse:
         block_sparse_attention(q, k, v, lay, block, mask=m)
     assert dense.peak_bytes >= T * T * 4  # the score matrix
     assert sparse.peak_bytes < dense.peak_bytes / 5

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from tutorlib.llm.sft import mask_prompt_labels
-from tutorlib.llm import apply_repetition_penalty, beam_search as ref_beam, cosine_top_k, top_p_filter
+from tutorlib.llm import apply_repetition_penalty, beam_search as ref_beam, top_p_filter
+from tutorlib.retrieval import cosine_top_k
 from tutorlib.grading.checks.ex12 import reference_rouge_l_f1
 from tutorlib.grading.registry import run_check
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from tutorlib.peft import AdaptedLinear, BottleneckAdapter, adapter_layers, count_parameters, inject_adapters
+from tutorlib.models import count_parameters
+from tutorlib.peft import AdaptedLinear, BottleneckAdapter, adapter_layers, inject_adapters
 
 
 def tiny_bert(layers: int = 2):
@@ -42,7 +43,7 @@ def test_placements_keep_outputs_and_count(placement, per_layer):
         torch.testing.assert_close(bert(input_ids=ids).last_hidden_state, before)
     adapters = 3 * per_layer * (2 * 32 * 4 + 4 + 32)
     layernorms = (1 + 3 * 2) * 2 * 32 if placement == "houlsby" else 0  # embeddings LN + 2 per layer
-    assert count_parameters(bert)[0] == adapters + layernorms
+    assert count_parameters(bert).trainable == adapters + layernorms
     assert len(adapter_layers(bert)) == 3 * per_layer
 
 

@@ -148,7 +148,8 @@ def test_ex06_6_experiment_with_a_tiny_encoder():
 
     from tutorlib.data import load_reviews, text_collate
     from tutorlib.models import load_tokenizer
-    from tutorlib.peft import build_model, trainable_summary
+    from tutorlib.models import trainable_summary
+    from tutorlib.peft import build_model
     from tutorlib.train import Trainer
 
     torch.manual_seed(0)

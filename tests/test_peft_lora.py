@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tutorlib.peft import (LoRALinear, count_parameters, find_linear_names, inject_lora, load_lora_state_dict,
+from tutorlib.models import count_parameters
+from tutorlib.peft import (LoRALinear, find_linear_names, inject_lora, load_lora_state_dict,
                            lora_layers, lora_parameter_count, lora_state_dict, merge_lora, unload_lora, unmerge_lora)
 
 
@@ -34,7 +35,8 @@ def test_zero_init_is_identity_and_counts():
     layer = LoRALinear(base, r=4, alpha=8)
     x = torch.randn(5, 16)
     assert torch.equal(layer(x), base(x))
-    assert count_parameters(layer) == (4 * (16 + 8), 16 * 8 + 8 + 4 * (16 + 8))
+    n = count_parameters(layer)
+    assert (n.trainable, n.total) == (4 * (16 + 8), 16 * 8 + 8 + 4 * (16 + 8))
     assert not base.weight.requires_grad and not base.bias.requires_grad
     assert layer.scaling == 2.0
 
@@ -133,7 +135,7 @@ def test_inject_freezes_everything_but_lora_and_named_modules():
     trainable = {n for n, p in bert.named_parameters() if p.requires_grad}
     assert all(".lora_" in n or n.startswith("pooler.") for n in trainable)
     pooler = 32 * 32 + 32
-    assert count_parameters(bert)[0] == lora_parameter_count([(32, 32)] * 4, r=4) + pooler
+    assert count_parameters(bert).trainable == lora_parameter_count([(32, 32)] * 4, r=4) + pooler
     assert "query" in find_linear_names(tiny_bert())
 
 
@@ -145,7 +147,7 @@ def test_same_outputs_and_trainable_count_as_peft(targets, r):
     ours = copy.deepcopy(base)
     inject_lora(ours, targets, r=r, alpha=2 * r)
     ref = get_peft_model(copy.deepcopy(base), LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets)).eval()
-    assert count_parameters(ours)[0] == ref.get_nb_trainable_parameters()[0]
+    assert count_parameters(ours).trainable == ref.get_nb_trainable_parameters()[0]
     assert sorted(n for n, _ in lora_layers(ours)) == sorted(
         n.removeprefix("base_model.model.") for n, m in ref.named_modules() if hasattr(m, "lora_A") and m.lora_A)
     _randomise_b(ours)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from tutorlib.peft import (METHODS, LiveTensorMemory, MethodConfig, MethodResult, build_model, compare_methods,
-                           load_trained, measure_training_memory, plot_comparison, results_table, save_trained,
-                           trainable_summary)
+from tutorlib.peft import (METHODS, MethodConfig, MethodResult, build_model, compare_methods,
+                           load_trained, measure_training_memory, plot_comparison, results_table, save_trained)
+from tutorlib.measure import LiveTensorMemory
+from tutorlib.models import trainable_summary
 
 H, LAYERS, FF = 32, 2, 64
 

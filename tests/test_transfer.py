@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from tutorlib.models import trainable_summary
 from tutorlib.transfer import (DOMAINS, MultiTaskModel, MultiTaskReviews, UncertaintyWeights, classification_report,
                                count_trainable, domain_dataset, encoder_layers, expected_calibration_error,
                                f1_from_confusion, freeze, layer_depths, layerwise_lr_groups, multitask_collate,
                                multitask_loss, multitask_step, paraphrase_pairs, paraphrase_retrieval,
-                               per_group_results, reliability_bins, report_table, trainable_summary, unfreeze,
+                               per_group_results, reliability_bins, report_table, unfreeze,
                                unfreeze_top)
 
 
@@ -47,7 +48,7 @@ def test_unfreeze_top_sets_exactly_the_top_layers_and_head():
     assert count_trainable(unfreeze_top(model, 2)) == 2 * per_layer + head
     assert count_trainable(unfreeze(model)) == sum(p.numel() for p in model.parameters())
     assert trainable_summary(freeze(model)) == {"trainable": 0, "total": sum(p.numel() for p in model.parameters()),
-                                                "fraction": 0.0}
+                                                "percent": 0.0, "fraction": 0.0}
 
 
 def test_unfreeze_top_real_minilm_and_errors():

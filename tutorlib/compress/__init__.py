@@ -14,7 +14,7 @@
 from tutorlib.compress.distill import (IGNORE_INDEX, DistillDataset, DistillStep, augment_texts, distill_collate,
                                        distillation_loss, init_student_from_teacher, make_student, teacher_logits)
 from tutorlib.compress.measure import (MATMUL_OPS, Measurement, accuracy_of, amdahl_speedup, compare_latency,
-                                       correct_of, count_parameters, latency_ms, matmul_share, measure,
+                                       correct_of, count_weights, latency_ms, matmul_share, measure,
                                        measurements_table, model_bytes, paired_difference, pareto_front, plot_variants,
                                        retime, serialized_bytes, smallest_above, time_by_op)
 from tutorlib.compress.prune import (DEFAULT_TYPES, MaskParametrization, apply_masks, bert_layers,
@@ -43,7 +43,7 @@ __all__ = [
     "IGNORE_INDEX", "distillation_loss", "DistillStep", "DistillDataset", "distill_collate", "teacher_logits",
     "make_student", "init_student_from_teacher", "augment_texts",
     # measure
-    "Measurement", "count_parameters", "model_bytes", "serialized_bytes", "latency_ms", "compare_latency", "retime", "accuracy_of", "correct_of", "paired_difference", "measure",
+    "Measurement", "count_weights", "model_bytes", "serialized_bytes", "latency_ms", "compare_latency", "retime", "accuracy_of", "correct_of", "paired_difference", "measure",
     "MATMUL_OPS", "time_by_op", "matmul_share", "amdahl_speedup",
     "pareto_front", "smallest_above", "measurements_table", "plot_variants",
     # widgets

@@ -186,7 +186,7 @@ def teacher_logits(teacher: nn.Module, texts: Sequence[str], tokenizer: Any, bat
                    max_length: int = 64, device: str | torch.device | None = None) -> torch.Tensor:
     """The teacher's logits for ``texts`` (eval mode, no gradients), shape (N, C), on the CPU.
 
-    Runs through ``Trainer.predict`` — the course's one loop — so device placement is the usual.
+    Runs through :func:`tutorlib.train.predict` — the course's one loop — so device placement is the usual.
 
     >>> from tutorlib.models import load_tokenizer
     >>> class Tiny(nn.Module):
@@ -195,16 +195,13 @@ def teacher_logits(teacher: nn.Module, texts: Sequence[str], tokenizer: Any, bat
     >>> teacher_logits(Tiny(), ["a", "b", "c"], load_tokenizer()).shape
     torch.Size([3, 2])
     """
-    from tutorlib.train import Trainer
+    from tutorlib.train import predict
 
     if len(texts) == 0:
         raise ValueError("no texts to label")
-    was = teacher.training
     data = [(t, IGNORE_INDEX) for t in texts]
-    trainer = Trainer(teacher, manual_optimization=True, device=device, eval_batch_size=batch_size,
-                      collate_fn=distill_collate(tokenizer, max_length), progress=False, log=False)
-    logits, _ = trainer.predict(data)
-    teacher.train(was)
+    logits, _ = predict(teacher, data, device=device, batch_size=batch_size,
+                        collate_fn=distill_collate(tokenizer, max_length))
     return logits
 
 

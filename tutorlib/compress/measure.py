@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = [
     "Measurement",
-    "count_parameters",
+    "count_weights",
     "model_bytes",
     "serialized_bytes",
     "latency_ms",
@@ -95,12 +95,12 @@ def _is_weight_like(key: str) -> bool:
                 or last.endswith("scale") or last.endswith("zero_point"))
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
+def count_weights(model: nn.Module) -> tuple[int, int]:
     """(total, non-zero) number of weight values, counted from the state_dict so quantized models count too.
 
     Pruning masks are not counted (they are not parameters); a masked weight counts its zeros.
 
-    >>> count_parameters(nn.Linear(3, 2))
+    >>> count_weights(nn.Linear(3, 2))
     (8, 8)
     """
     if not isinstance(model, nn.Module):
@@ -318,29 +318,17 @@ def amdahl_speedup(fraction: float, factor: float) -> float:
     return 1.0 / ((1.0 - fraction) + fraction / factor)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
-def _eval_trainer(model: nn.Module, collate_fn: Callable | None, batch_size: int) -> Any:
-    """A Trainer that only evaluates ``model`` where it lives (no optimizer, so quantized models work too)."""
-    from tutorlib.train import Trainer
-
-    return Trainer(model, manual_optimization=True, device=_model_device(model), batch_size=batch_size,
-                   eval_batch_size=batch_size, collate_fn=collate_fn, progress=False, log=False)
-
-
 def accuracy_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callable | None = None,
                 batch_size: int = 64) -> float:
-    """Accuracy of ``model`` on ``data`` via ``Trainer.evaluate`` (works for quantized models without gradients).
+    """Accuracy of ``model`` on ``data`` via :func:`tutorlib.train.evaluate` (works for quantized models without gradients).
 
     >>> ds = torch.utils.data.TensorDataset(torch.randn(8, 3), torch.zeros(8, dtype=torch.long))
     >>> 0.0 <= accuracy_of(nn.Linear(3, 2), ds) <= 1.0
     True
     """
-    result = _eval_trainer(model, collate_fn, batch_size).evaluate(data)
+    from tutorlib.train import evaluate
+
+    result = evaluate(model, data, collate_fn=collate_fn, batch_size=batch_size)
     if "val_accuracy" not in result:
         raise ValueError("the data gave no (logits, labels) to score: use (x, y) pairs or dicts with 'labels'")
     return float(result["val_accuracy"])
@@ -354,7 +342,9 @@ def correct_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callabl
     >>> correct_of(nn.Linear(3, 2), ds).shape
     torch.Size([8])
     """
-    logits, targets = _eval_trainer(model, collate_fn, batch_size).predict(data)
+    from tutorlib.train import predict
+
+    logits, targets = predict(model, data, collate_fn=collate_fn, batch_size=batch_size)
     if targets is None:
         raise ValueError("the data gave no labels to score: use (x, y) pairs or dicts with 'labels'")
     return logits.argmax(-1) == targets
@@ -391,7 +381,7 @@ def measure(model: nn.Module, example: Any, data: Dataset | DataLoader | None = 
     >>> r.name, r.accuracy is not None
     ('tiny', True)
     """
-    total, nonzero = count_parameters(model)
+    total, nonzero = count_weights(model)
     acc = accuracy_of(model, data, collate_fn, batch_size) if data is not None else None
     return Measurement(name=name, params=total, nonzero=nonzero, bytes=model_bytes(model),
                        latency_ms=latency_ms(model, example, repeats, warmup), accuracy=acc, extra=dict(extra))

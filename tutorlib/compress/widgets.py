@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from tutorlib.compress.measure import count_parameters, latency_ms
+from tutorlib.compress.measure import count_weights, latency_ms
 from tutorlib.widgets import in_notebook
 from tutorlib.compress.prune import (DEFAULT_TYPES, bert_layers, layer_sparsities, make_permanent, prune_ffn_neurons,
                                      prune_magnitude, shrink_small_cnn, weight_sparsity)
@@ -68,7 +68,7 @@ def prune_and_measure(model: nn.Module, sparsity: float, method: str, evaluate: 
             prune_magnitude(pruned, sparsity, scope=method, types=types, skip=skip)
             make_permanent(pruned)
     pruned.eval()
-    total, nonzero = count_parameters(pruned)
+    total, nonzero = count_weights(pruned)
     result: dict[str, Any] = {
         "sparsity": float(sparsity), "method": method, "accuracy": float(evaluate(pruned)),
         "params": total, "nonzero": nonzero,

@@ -13,7 +13,7 @@ from tutorlib.efficient.checkpointing import (CheckpointWrapper, checkpointed_se
 from tutorlib.efficient.formats import (FORMATS, NumberFormat, format_table, get_format, overflow_fraction,
                                         representation_error, round_mantissa, round_to, smallest_safe_scale,
                                         underflow_fraction)
-from tutorlib.efficient.measure import (GPU_PEAK_TFLOPS, Measurement, RSSSampler, count_flops, count_params,
+from tutorlib.efficient.measure import (GPU_PEAK_TFLOPS, Measurement, RSSSampler, count_flops,
                                         current_rss_mb, device_peak_flops, matmul_peak_flops, measure, mfu,
                                         transformer_train_flops)
 from tutorlib.efficient.techniques import (DEFAULT_TECHNIQUES, Technique, benchmark_techniques, lm_dataset, lm_loss,
@@ -26,7 +26,7 @@ __all__ = [
     "accumulation_step", "split_micro_batches",
     "CheckpointWrapper", "checkpointed_sequential", "enable_activation_checkpointing",
     "disable_activation_checkpointing", "saved_activation_bytes",
-    "Measurement", "measure", "RSSSampler", "current_rss_mb", "count_params", "transformer_train_flops", "count_flops",
+    "Measurement", "measure", "RSSSampler", "current_rss_mb", "transformer_train_flops", "count_flops",
     "mfu", "GPU_PEAK_TFLOPS", "device_peak_flops", "matmul_peak_flops",
     "Technique", "DEFAULT_TECHNIQUES", "benchmark_techniques", "lm_dataset", "lm_loss", "techniques_table",
 ]

@@ -31,7 +31,6 @@ __all__ = [
     "measure",
     "RSSSampler",
     "current_rss_mb",
-    "count_params",
     "transformer_train_flops",
     "count_flops",
     "mfu",
@@ -171,31 +170,6 @@ class Measurement:
         if self.mfu is not None:
             parts.append(f"MFU {self.mfu:.1%}")
         return " | ".join(parts)
-
-
-def count_params(model: nn.Module, exclude_embeddings: bool = False, trainable_only: bool = False) -> int:
-    """Number of parameter values (each shared tensor once); optionally without ``nn.Embedding`` tables.
-
-    Kaplan et al. count non-embedding parameters for the ``6 · N`` FLOPs rule.
-
-    >>> count_params(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2)), exclude_embeddings=True)
-    10
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
-    skip: set[int] = set()
-    if exclude_embeddings:
-        for mod in model.modules():
-            if isinstance(mod, nn.Embedding):
-                skip.update(id(p) for p in mod.parameters(recurse=False))
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) in seen or id(p) in skip or (trainable_only and not p.requires_grad):
-            continue
-        seen.add(id(p))
-        total += p.numel()
-    return total
 
 
 def transformer_train_flops(n_params: int, tokens: int, n_layer: int | None = None, d_model: int | None = None,

@@ -24,7 +24,8 @@ from torch import nn
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from tutorlib.efficient.checkpointing import enable_activation_checkpointing
-from tutorlib.efficient.measure import Measurement, count_params, measure, transformer_train_flops
+from tutorlib.efficient.measure import Measurement, measure, transformer_train_flops
+from tutorlib.models import count_parameters
 from tutorlib.runtime import get_device, seed_everything
 
 __all__ = ["Technique", "DEFAULT_TECHNIQUES", "lm_dataset", "lm_loss", "benchmark_techniques", "techniques_table"]
@@ -125,7 +126,7 @@ def benchmark_techniques(make_model: Callable[[], nn.Module], data: Dataset, tec
             raise ValueError(f"{tech.name}: batch_size {batch_size} is not divisible by grad_accum {tech.grad_accum}")
         seed_everything(seed)
         model = make_model()
-        n_params = count_params(model, exclude_embeddings=True)
+        n_params = count_parameters(model).non_embedding
         if tech.checkpointing:
             enable_activation_checkpointing(model)
         if tech.compile:

@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 from tutorlib.llm.sft import IGNORE_INDEX, mask_prompt_labels
 from tutorlib.finetune.io import DataFileError, decode_text, jsonl_objects
-from tutorlib.finetune.run import FinetuneConfig, _atomic_json, _check_out, _say, register_task
+from tutorlib.atomic import atomic_write_json
+from tutorlib.finetune.run import FinetuneConfig, _check_out, _say, register_task
 
 __all__ = ["PromptCompletions", "read_prompt_completion", "mask_prompt_labels", "SFTDataset", "SFTCollator",
            "lora_targets", "run_causal_lm", "IGNORE_INDEX", "DEFAULT_CAUSAL_LR"]
@@ -243,7 +244,7 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
                  f"{targets} ({trainable:,} trainable parameters, {100 * trainable / total:.2f} %), lr {lr:g}, "
                  f"{config.epochs} epoch(s), batch {config.batch_size}, device {device}")
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_json(out / "run_config.json", settings)
+    atomic_write_json(out / "run_config.json", settings)
 
     def step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {"loss": trainer.model(**batch).loss}
@@ -261,7 +262,7 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
                for p, c in list(zip(val_pairs.prompts, val_pairs.completions))[:3]]
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    _atomic_json(out / "tutorlib_model.json", {"task": config.task, "method": "lora", "base": model_arg,
+    atomic_write_json(out / "tutorlib_model.json", {"task": config.task, "method": "lora", "base": model_arg,
                                                 "prompt_col": prompt_key, "completion_col": completion_key,
                                                 "max_length": config.max_length})
     metrics = {**settings, "data": str(config.data), "val_data": config.val_data, "train_size": len(train_ds),
@@ -271,7 +272,7 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
                "trainable_percent": 100 * trainable / total, "completion_tokens": completion_tokens,
                "total_tokens": all_tokens, "seconds": seconds, "val_loss": val_loss,
                "val_perplexity": math.exp(min(val_loss, 50.0)), "samples": samples, "history": history.to_dict()}
-    _atomic_json(out / "metrics.json", metrics)
+    atomic_write_json(out / "metrics.json", metrics)
     _say(config, f"done in {seconds:.1f} s: validation loss {val_loss:.3f} on completion tokens (perplexity "
                  f"{metrics['val_perplexity']:.2f}). Adapter in {out}")
     return metrics

@@ -66,11 +66,11 @@ class Predictor:
     def predict_proba(self, texts: Sequence[str]) -> torch.Tensor:
         """Class probabilities, a float tensor (N, C) on the CPU.
 
-        Uses the ``Trainer``'s batched ``predict`` (device placement, autocast) with placeholder labels.
+        Uses :func:`tutorlib.train.predict` (the Trainer's batched loop: device placement, autocast) with placeholder labels.
         """
         from tutorlib.data import text_collate
         from tutorlib.finetune.io import TextClassificationDataset
-        from tutorlib.train import Trainer
+        from tutorlib.train import predict
 
         if isinstance(texts, str):
             texts = [texts]
@@ -80,10 +80,8 @@ class Predictor:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
         if bad:
             raise ValueError(f"text number {bad[0] + 1} is empty or not a string: pass non-empty strings")
-        trainer = Trainer(self.model, device=self.device, batch_size=self.batch_size, shuffle=False,
-                          collate_fn=text_collate(self.tokenizer, self.max_length), progress=False, log=False,
-                          manual_optimization=True)
-        logits, _ = trainer.predict(TextClassificationDataset(texts, [0] * len(texts)))
+        logits, _ = predict(self.model, TextClassificationDataset(texts, [0] * len(texts)), device=self.device,
+                            batch_size=self.batch_size, collate_fn=text_collate(self.tokenizer, self.max_length))
         return logits.float().softmax(dim=-1)
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:

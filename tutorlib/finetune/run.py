@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tutorlib.atomic import atomic_write_json
 from tutorlib.finetune.io import (TextClassificationDataset, check_classes, encode_labels, read_table,
                                   split_train_val)
 
@@ -140,12 +141,6 @@ def _say(config: FinetuneConfig, msg: str) -> None:
         print(msg, flush=True)
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _check_out(config: FinetuneConfig, out: Path, settings: dict[str, Any]) -> None:
     ckpt = out / "checkpoints"
     has_ckpt = ckpt.is_dir() and any(ckpt.glob("step-*"))
@@ -170,7 +165,8 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
     """Text classification: one text column, one label column (strings or integers), any number of classes."""
     from tutorlib.data import text_collate
     from tutorlib.models import load_tokenizer, resolve_model_path
-    from tutorlib.peft.methods import DEFAULT_LR, build_model, save_trained, trainable_summary
+    from tutorlib.models import trainable_summary
+    from tutorlib.peft.methods import DEFAULT_LR, build_model, save_trained
     from tutorlib.runtime import get_device, seed_everything
     from tutorlib.train import Trainer, confusion_matrix, f1_score, precision_recall_f1
 
@@ -219,7 +215,7 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
                  f"{summary['percent']:.2f} %), lr {lr:g}, {config.epochs} epoch(s), batch {config.batch_size}, "
                  f"device {device}")
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_json(out / "run_config.json", settings)
+    atomic_write_json(out / "run_config.json", settings)
     trainer = Trainer(model, lr=lr, device=device, precision=config.precision, batch_size=config.batch_size,
                       collate_fn=text_collate(tokenizer, config.max_length), seed=config.seed,
                       metrics=("accuracy", "f1"), checkpoint_dir=out / "checkpoints",
@@ -240,7 +236,7 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
     extra = {"task": config.task, "labels": names, "text_col": config.text_col, "label_col": config.label_col,
              "max_length": config.max_length}
     save_trained(trainer.unwrapped_model, out, base=model_arg, extra=extra)
-    _atomic_json(out / "labels.json", {"labels": names, "label_to_id": {n: i for i, n in enumerate(names)}})
+    atomic_write_json(out / "labels.json", {"labels": names, "label_to_id": {n: i for i, n in enumerate(names)}})
     metrics = {
         **settings, "data": str(config.data), "val_data": config.val_data, "train_size": len(train_ds),
         "val_size": len(val_ds), "class_counts": counts, "lr": lr, "epochs": config.epochs,
@@ -250,7 +246,7 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
         "val_accuracy": val_acc, "val_macro_f1": f1_score(logits, targets, num_classes=len(names)),
         "per_class": per_class, "confusion_matrix": cm.tolist(), "history": history.to_dict(),
     }
-    _atomic_json(out / "metrics.json", metrics)
+    atomic_write_json(out / "metrics.json", metrics)
     _say(config, f"done in {seconds:.1f} s: validation accuracy {100 * val_acc:.1f} %, macro-F1 "
                  f"{100 * metrics['val_macro_f1']:.1f} %. Model in {out} — try: tutorlib predict --model {out} \"some text\"")
     return metrics

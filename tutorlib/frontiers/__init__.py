@@ -15,7 +15,7 @@ from tutorlib.frontiers.fairness import (demographic_parity_gap, equalized_odds_
                                          skew_groups)
 from tutorlib.frontiers.features import embed_texts
 from tutorlib.frontiers.federated import FedHistory, fedavg, federated_train, iid_split, label_skew_split
-from tutorlib.frontiers.measure import ATTENTION_VARIANTS, PeakTensorMemory, measure_attention, time_call
+from tutorlib.frontiers.measure import ATTENTION_VARIANTS, measure_attention
 from tutorlib.frontiers.moe import (DenseFFN, MoELayer, dense_gpt, expert_counts, lm_step_fn, load_balancing_loss,
                                     moe_aux_loss, moe_gpt, top_k_routing)
 from tutorlib.frontiers.privacy import (DEFAULT_ORDERS, clip_per_sample, dp_epsilon, dp_sgd_step_fn, per_sample_grads,
@@ -24,7 +24,7 @@ from tutorlib.frontiers.privacy import (DEFAULT_ORDERS, clip_per_sample, dp_epsi
 __all__ = [
     "full_mask", "sliding_window_mask", "block_sparse_mask", "bigbird_layout", "block_layout_from_mask", "expand_layout",
     "masked_attention", "block_sparse_attention", "mask_density",
-    "PeakTensorMemory", "time_call", "measure_attention", "ATTENTION_VARIANTS",
+    "measure_attention", "ATTENTION_VARIANTS",
     "top_k_routing", "load_balancing_loss", "MoELayer", "DenseFFN", "moe_gpt", "dense_gpt", "moe_aux_loss",
     "expert_counts", "lm_step_fn",
     "average_probs", "majority_vote", "default_classifiers", "fit_ensemble", "EnsembleResult",

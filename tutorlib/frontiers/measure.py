@@ -1,76 +1,28 @@
 """Measure time and peak tensor memory of attention variants as the sequence grows.
 
-:class:`PeakTensorMemory` is a ``TorchDispatchMode`` that adds up the bytes of every tensor torch
-allocates inside the ``with`` block and subtracts them when the tensor is freed, so it reports the
-peak of live tensors on any device (CPU included). Work buffers inside a fused kernel (e.g. the
-flash kernel behind ``scaled_dot_product_attention``) are invisible to it: it sees only outputs of ops.
+Memory is the peak of live tensors, measured with :class:`tutorlib.measure.LiveTensorMemory` on any
+device (CPU included). Work buffers inside a fused kernel (e.g. the flash kernel behind
+``scaled_dot_product_attention``) are invisible to it: it sees only outputs of ops.
 
->>> import torch
->>> with PeakTensorMemory() as pm:
-...     x = torch.ones(1024)  # 4 KiB
->>> pm.peak_bytes >= 4096
-True
+>>> rows = measure_attention([64], window=16, block=16, repeats=1)
+>>> rows[0]["T"], len(rows) == len(ATTENTION_VARIANTS)
+(64, True)
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+
+from tutorlib.measure import LiveTensorMemory, time_call
 
 from .attention import (block_layout_from_mask, block_sparse_attention, block_sparse_mask, full_mask,
                         masked_attention, sliding_window_mask)
 
-__all__ = ["PeakTensorMemory", "time_call", "measure_attention", "ATTENTION_VARIANTS"]
-
-
-class PeakTensorMemory(TorchDispatchMode):
-    """Track the peak bytes of live tensors created by torch ops inside the block (``.peak_bytes``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.current = 0
-        self.peak_bytes = 0
-        self._live: dict[int, int] = {}
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor):
-                st = t.untyped_storage()
-                key, n = st.data_ptr(), st.nbytes()
-                if n == 0 or key in self._live:
-                    continue
-                self._live[key] = n
-                self.current += n
-                self.peak_bytes = max(self.peak_bytes, self.current)
-                weakref.finalize(t, self._free, key)
-        return out
-
-    def _free(self, key: int) -> None:
-        self.current -= self._live.pop(key, 0)
-
-
-def time_call(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """Best-of-``repeats`` wall time of ``fn()`` in seconds (after one warm-up call).
-
-    >>> time_call(lambda: sum(range(10)), repeats=2) >= 0
-    True
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+__all__ = ["measure_attention", "ATTENTION_VARIANTS"]
 
 
 ATTENTION_VARIANTS = ("full (dense)", "sliding (dense mask)", "sliding (block-sparse)", "bigbird (block-sparse)", "sdpa (fused, full)")
@@ -110,8 +62,8 @@ def measure_attention(seq_lens: Sequence[int], window: int = 64, block: int = 64
         }
         for name, (fn, m) in calls.items():
             with torch.no_grad():
-                seconds = time_call(fn, repeats)
-                with PeakTensorMemory() as pm:
+                seconds = time_call(fn, repeats, stat="min")
+                with LiveTensorMemory() as pm:
                     fn()
             rows.append({"T": T, "variant": name, "seconds": seconds, "peak_mib": pm.peak_bytes / 2**20,
                          "density": float(m.float().mean())})

@@ -26,6 +26,8 @@ from typing import Any
 
 import nbformat
 
+from tutorlib.atomic import atomic_write_bytes
+
 from . import registry
 from .markers import MarkerError, find_regions, has_markers, strip_solutions
 
@@ -184,9 +186,7 @@ def build_exercises(solutions_dir: str | os.PathLike[str], exercises_dir: str | 
     for name, data in files.items():
         target = dest / name
         if not target.exists() or target.read_bytes() != data:
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            atomic_write_bytes(target, data)
         written.append(target)
     for old in dest.glob("*.ipynb"):
         if old.name not in files and _generated(old):

@@ -22,6 +22,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from tutorlib.atomic import atomic_write_text
+
 from .grader import NotebookReport
 
 __all__ = ["format_table", "to_json", "write_json", "FOOTER", "REPORT_VERSION"]
@@ -126,7 +128,4 @@ def write_json(reports: Sequence[NotebookReport], path: str | os.PathLike[str]) 
     if str(path) == "-":
         print(text, end="")
         return
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

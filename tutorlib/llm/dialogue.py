@@ -31,7 +31,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["Turn", "Memory", "cosine_top_k", "LongTermMemory", "minilm_embedder", "bag_of_words_embedder",
+from tutorlib.retrieval import cosine_top_k
+
+__all__ = ["Turn", "Memory", "LongTermMemory", "minilm_embedder", "bag_of_words_embedder",
            "first_sentence_summary", "ChatSession", "gpt_responder", "hf_responder", "STRATEGIES"]
 
 STRATEGIES = ("truncate", "summarize")
@@ -60,20 +62,6 @@ class Memory:
     role: str
     score: float
     id: int
-
-
-def cosine_top_k(query: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` rows of ``keys`` (N, D) most cosine-similar to ``query`` (D,): ``(scores, indices)``, best first.
-
-    >>> cosine_top_k(torch.tensor([1.0, 0.0]), torch.tensor([[0.0, 1.0], [2.0, 0.1], [1.0, 1.0]]), 2)[1]
-    tensor([1, 2])
-    """
-    if query.dim() != 1 or keys.dim() != 2 or keys.shape[1] != query.shape[0]:
-        raise ValueError(f"expected query (D,) and keys (N, D), got {tuple(query.shape)} and {tuple(keys.shape)}")
-    if int(k) < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    sims = (keys @ query) / (keys.norm(dim=1) * query.norm()).clamp_min(1e-12)
-    return torch.topk(sims, min(int(k), keys.shape[0]))
 
 
 def bag_of_words_embedder(dim: int = 256) -> Callable[[Sequence[str]], np.ndarray]:

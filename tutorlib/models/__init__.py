@@ -7,6 +7,8 @@ from tutorlib.models.gpt import ByteTokenizer, GPTConfig, TinyGPT
 from tutorlib.models.minilm import (MiniLMClassifier, load_encoder, load_tokenizer, mean_pool, minilm_path,
                                     resolve_model_path)
 from tutorlib.models.mlp import MLP, SmallCNN
+from tutorlib.models.params import ParameterCount, count_parameters, trainable_summary
 
 __all__ = ["MLP", "SmallCNN", "MiniLMClassifier", "load_encoder", "load_tokenizer", "mean_pool", "minilm_path",
-           "resolve_model_path", "TinyGPT", "GPTConfig", "ByteTokenizer"]
+           "resolve_model_path", "TinyGPT", "GPTConfig", "ByteTokenizer", "ParameterCount", "count_parameters",
+           "trainable_summary"]

@@ -8,7 +8,7 @@ from tutorlib.multimodal.captions import (DIGIT_TEMPLATES, NUMBER_WORDS, SHAPE_C
                                           SHAPE_TEMPLATES, DigitCaptions, caption_vocabulary, shape_class_index,
                                           shape_labels)
 from tutorlib.multimodal.clip import (SPECIAL_TOKENS, build_caption_tokenizer, build_clip, clip_collate,
-                                      contrastive_step, count_parameters, pair_logits, embed_pairs, encode_images, encode_texts,
+                                      contrastive_step, tower_parameters, pair_logits, embed_pairs, encode_images, encode_texts,
                                       small_clip_config, to_pixel_values)
 from tutorlib.multimodal.load import (DEFAULT_CLIP_ID, OFFLINE_FALLBACK, PHOTO_LABELS, load_clip, photo_zero_shot,
                                       sample_photos, save_clip)
@@ -24,7 +24,7 @@ from tutorlib.multimodal.zeroshot import (HELD_OUT_PAIRS, held_out_classnames, s
 __all__ = [
     "info_nce", "contrastive_logits", "contrastive_loss", "InfoNCELoss",
     "SPECIAL_TOKENS", "build_caption_tokenizer", "small_clip_config", "build_clip", "to_pixel_values",
-    "clip_collate", "contrastive_step", "pair_logits", "encode_texts", "encode_images", "embed_pairs", "count_parameters",
+    "clip_collate", "contrastive_step", "pair_logits", "encode_texts", "encode_images", "embed_pairs", "tower_parameters",
     "NUMBER_WORDS", "DIGIT_TEMPLATES", "DigitCaptions", "SHAPE_CLASSNAMES", "SHAPE_TEMPLATES", "SHAPE_SHORT_TEMPLATE",
     "shape_class_index", "shape_labels", "caption_vocabulary",
     "HELD_OUT_PAIRS", "held_out_classnames", "zero_shot_weights", "zero_shot_logits", "zero_shot_predict",

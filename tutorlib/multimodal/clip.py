@@ -28,7 +28,7 @@ from tutorlib.multimodal.loss import MAX_LOGIT_SCALE, info_nce
 
 __all__ = [
     "SPECIAL_TOKENS", "build_caption_tokenizer", "small_clip_config", "build_clip", "to_pixel_values",
-    "clip_collate", "contrastive_step", "pair_logits", "encode_texts", "encode_images", "embed_pairs", "count_parameters",
+    "clip_collate", "contrastive_step", "pair_logits", "encode_texts", "encode_images", "embed_pairs", "tower_parameters",
 ]
 
 #: Special tokens of the caption tokenizer, with their ids. EOS is deliberately not id 2: for
@@ -307,10 +307,10 @@ def embed_pairs(model: nn.Module, tokenizer: Any, dataset: Any, batch_size: int 
     return (encode_images(model, pixels, batch_size), encode_texts(model, tokenizer, captions, batch_size), captions)
 
 
-def count_parameters(model: nn.Module) -> dict[str, int]:
+def tower_parameters(model: nn.Module) -> dict[str, int]:
     """Parameter counts of the vision tower, the text tower, the projections and the total.
 
-    >>> tok = build_caption_tokenizer(); sorted(count_parameters(build_clip(tok, width=32, layers=1)))
+    >>> tok = build_caption_tokenizer(); sorted(tower_parameters(build_clip(tok, width=32, layers=1)))
     ['projections', 'text', 'total', 'vision']
     """
     def n(mod: nn.Module) -> int:

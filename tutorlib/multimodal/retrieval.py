@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch.nn import functional as F
+
+from tutorlib.retrieval import cosine_similarity_matrix
 
 __all__ = ["caption_positives", "recall_at_k", "chance_recall_at_k", "retrieval_report"]
 
@@ -98,7 +99,7 @@ def retrieval_report(image_emb: torch.Tensor, text_emb: torch.Tensor, captions: 
         raise ValueError(f"expected paired embeddings of the same shape, got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
     if captions is not None and len(captions) != image_emb.shape[0]:
         raise ValueError(f"got {len(captions)} captions for {image_emb.shape[0]} pairs")
-    sim = F.normalize(image_emb.float(), dim=-1) @ F.normalize(text_emb.float(), dim=-1).t()
+    sim = cosine_similarity_matrix(image_emb, text_emb)
     pos = caption_positives(captions, captions) if captions is not None else torch.eye(len(sim), dtype=torch.bool)
     out: dict[str, float] = {}
     for k in ks:

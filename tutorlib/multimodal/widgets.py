@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from tutorlib.multimodal.clip import encode_images, encode_texts, to_pixel_values
+from tutorlib.retrieval import cosine_top_k
 from tutorlib.widgets import in_notebook
 
 __all__ = ["unknown_words", "top_images_for_text", "top_texts_for_image", "RetrievalExplorer", "retrieval_explorer"]
@@ -51,10 +52,8 @@ def top_images_for_text(text: str, model: Any, tokenizer: Any, image_emb: torch.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("type a caption first, e.g. 'a small red circle at the top'")
-    k = max(1, min(int(k), image_emb.shape[0]))
     query = encode_texts(model, tokenizer, [text])[0]
-    scores = image_emb.float() @ query
-    top = scores.topk(k)
+    top = cosine_top_k(query, image_emb, max(1, int(k)))
     return {"indices": top.indices, "scores": top.values, "unknown": unknown_words(tokenizer, text)}
 
 
@@ -70,9 +69,7 @@ def top_texts_for_image(index: int, image_emb: torch.Tensor, text_emb: torch.Ten
         raise IndexError(f"image index {index} is out of range 0..{image_emb.shape[0] - 1}")
     if len(texts) != text_emb.shape[0]:
         raise ValueError(f"got {len(texts)} texts for {text_emb.shape[0]} text embeddings")
-    k = max(1, min(int(k), len(texts)))
-    scores = text_emb.float() @ image_emb[index].float()
-    top = scores.topk(k)
+    top = cosine_top_k(image_emb[index], text_emb, max(1, int(k)))
     return {"texts": [texts[i] for i in top.indices.tolist()], "scores": top.values, "indices": top.indices}
 
 

@@ -4,7 +4,7 @@ Peak training memory is *measured*, for one optimizer step (forward, backward, A
 the same batch for every method:
 
 - on CUDA with ``torch.cuda.max_memory_allocated``;
-- on a CPU, where PyTorch keeps no allocator statistics, with :class:`LiveTensorMemory`, a
+- on a CPU, where PyTorch keeps no allocator statistics, with :class:`tutorlib.measure.LiveTensorMemory`, a
   ``TorchDispatchMode`` that adds up the bytes of every tensor storage created during the step and
   subtracts them when the storage is freed. The model's own parameters and buffers (allocated
   before the step) are added to its peak.
@@ -13,33 +13,28 @@ Both count tensors only (weights, gradients, optimizer state, saved activations,
 the Python interpreter or the allocator's cache, so they compare methods fairly but are lower than
 the process's resident memory.
 
->>> import torch
 >>> from torch import nn
->>> with LiveTensorMemory() as mem:
-...     x = torch.zeros(1024)                       # 4 KiB
->>> mem.peak_bytes
-4096
+>>> measure_training_memory(nn.Linear(256, 2), [(torch.randn(256), 1)] * 4) > 0
+True
 """
 
 from __future__ import annotations
 
 import copy
 import time
-import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
-from tutorlib.peft.methods import DEFAULT_LR, MethodConfig, build_model, trainable_summary
+from tutorlib.measure import LiveTensorMemory
+from tutorlib.models import trainable_summary
+from tutorlib.peft.methods import DEFAULT_LR, MethodConfig, build_model
 from tutorlib.runtime import get_device, seed_everything
 from tutorlib.train import Callback, Trainer
 
 __all__ = [
-    "LiveTensorMemory",
     "measure_training_memory",
     "EpochTimer",
     "MethodResult",
@@ -54,50 +49,6 @@ METHOD_LABELS: dict[str, str] = {
     "dora": "DoRA", "ia3": "IA³", "prefix": "prefix tuning", "prompt": "prompt tuning",
     "houlsby": "adapter (Houlsby)", "pfeiffer": "adapter (Pfeiffer)",
 }
-
-
-class LiveTensorMemory(TorchDispatchMode):
-    """Track the bytes of tensor storages created inside the ``with`` block: ``current_bytes`` and ``peak_bytes``.
-
-    Storages that existed before the block (a model's weights) are not counted; add them yourself.
-
-    >>> with LiveTensorMemory() as mem:
-    ...     a = torch.ones(256); b = a * 2; del a
-    >>> mem.peak_bytes, mem.current_bytes
-    (2048, 1024)
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._live: dict[tuple[str, int], int] = {}
-        self.current_bytes = 0
-        self.peak_bytes = 0
-
-    def _free(self, key: tuple[str, int]) -> None:
-        self.current_bytes -= self._live.pop(key, 0)
-
-    def _track(self, t: torch.Tensor) -> None:
-        if t.device.type == "meta":
-            return
-        try:
-            storage = t.untyped_storage()
-        except (RuntimeError, NotImplementedError):  # e.g. sparse or functional tensors
-            return
-        key = (str(storage.device), storage.data_ptr())
-        size = storage.nbytes()
-        if size == 0 or key in self._live:
-            return
-        self._live[key] = size
-        self.current_bytes += size
-        self.peak_bytes = max(self.peak_bytes, self.current_bytes)
-        weakref.finalize(storage, self._free, key)
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
-            if isinstance(leaf, torch.Tensor):
-                self._track(leaf)
-        return out
 
 
 def _model_bytes(model: nn.Module) -> int:

@@ -35,7 +35,6 @@ __all__ = [
     "lora_layers",
     "lora_state_dict",
     "load_lora_state_dict",
-    "count_parameters",
     "lora_parameter_count",
     "find_linear_names",
 ]
@@ -149,10 +148,11 @@ def inject_lora(model: nn.Module, target_modules: Sequence[str] = ("query", "val
     ``("head",)`` for a new classifier head). Returns the names of the adapted layers.
 
     >>> from transformers import BertConfig, BertModel
+    >>> from tutorlib.models import count_parameters
     >>> bert = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
     ...                             intermediate_size=64))
     >>> names = inject_lora(bert, ["query", "value"], r=4, alpha=8)
-    >>> len(names), count_parameters(bert)[0]     # 2 layers × 2 projections × r·(32 + 32)
+    >>> len(names), count_parameters(bert).trainable     # 2 layers × 2 projections × r·(32 + 32)
     (4, 1024)
     """
     if isinstance(target_modules, str):
@@ -272,17 +272,6 @@ def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> No
             raise ValueError(f"adapter tensor {k} has shape {tuple(v.shape)} but the model expects "
                              f"{tuple(own[k].shape)}: the rank r differs")
     model.load_state_dict(state, strict=False)
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """``(trainable, total)`` number of parameter values in ``model``.
-
-    >>> count_parameters(nn.Linear(3, 2))
-    (8, 8)
-    """
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
 
 
 def lora_parameter_count(shapes: Iterable[tuple[int, int]], r: int) -> int:

@@ -31,7 +31,7 @@ and its pooler output, which ``BertForSequenceClassification`` uses, was not):
   call ``model.encoder.base_model`` for the unadapted encoder instead.
 
 >>> model = build_model("lora", num_labels=2, r=8)
->>> summary = trainable_summary(model); summary["trainable"] < 0.01 * summary["total"]
+>>> n = count_parameters(model); n.trainable < 0.01 * n.total
 True
 """
 
@@ -47,9 +47,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from tutorlib.models import MiniLMClassifier, load_encoder, mean_pool
+from tutorlib.models import MiniLMClassifier, count_parameters, load_encoder, mean_pool
 from tutorlib.peft.adapters import inject_adapters
-from tutorlib.peft.lora import count_parameters, find_linear_names, inject_lora
+from tutorlib.peft.lora import find_linear_names, inject_lora
 
 __all__ = [
     "METHODS",
@@ -58,7 +58,6 @@ __all__ = [
     "MethodConfig",
     "PromptMiniLMClassifier",
     "build_model",
-    "trainable_summary",
     "save_trained",
     "load_trained",
     "read_config",
@@ -171,7 +170,7 @@ def build_model(method: str | MethodConfig, num_labels: int = 2, base: str | Pat
     The model's ``tutorlib_method`` attribute holds the :class:`MethodConfig`.
 
     >>> m = build_model("head", num_labels=3)
-    >>> trainable_summary(m)["trainable"]
+    >>> count_parameters(m).trainable
     1155
     """
     cfg = method if isinstance(method, MethodConfig) else MethodConfig(method, **settings)
@@ -214,19 +213,6 @@ def build_model(method: str | MethodConfig, num_labels: int = 2, base: str | Pat
                                  "(MiniLM's: query, key, value, dense)") from exc
     model.tutorlib_method = cfg  # type: ignore[attr-defined]
     return model
-
-
-def trainable_summary(model: nn.Module) -> dict[str, float]:
-    """``{"trainable", "total", "percent"}`` for ``model`` (counts each parameter tensor once).
-
-    peft's ``modules_to_save`` keeps a frozen copy of the head next to the trained one; both count
-    in ``total`` (as ``print_trainable_parameters`` does).
-
-    >>> s = trainable_summary(nn.Linear(3, 2)); s["percent"]
-    100.0
-    """
-    trainable, total = count_parameters(model)
-    return {"trainable": trainable, "total": total, "percent": 100.0 * trainable / max(total, 1)}
 
 
 # --------------------------------------------------------------------------- artefacts

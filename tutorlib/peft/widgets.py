@@ -22,7 +22,8 @@ from IPython.display import clear_output
 from torch import nn
 
 from tutorlib.peft.compare import METHOD_LABELS, measure_training_memory
-from tutorlib.peft.methods import DEFAULT_LR, MethodConfig, build_model, trainable_summary
+from tutorlib.models import trainable_summary
+from tutorlib.peft.methods import DEFAULT_LR, MethodConfig, build_model
 
 __all__ = ["PeftExplorer", "peft_explorer", "method_config"]
 

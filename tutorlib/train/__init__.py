@@ -6,11 +6,13 @@
 from tutorlib.train.callbacks import Callback, EarlyStopping, PrintLogger
 from tutorlib.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from tutorlib.train.distributed import dist_info, is_main_process, shutdown_distributed
+from tutorlib.train.evaluation import evaluate, model_device, predict
 from tutorlib.train.metrics import accuracy, confusion_matrix, f1_score, precision_recall_f1
 from tutorlib.train.trainer import PRECISIONS, History, NonFiniteLossError, Trainer, fit
 
 __all__ = [
     "Trainer", "fit", "History", "NonFiniteLossError", "PRECISIONS", "Callback", "EarlyStopping", "PrintLogger",
     "save_checkpoint", "load_checkpoint", "latest_checkpoint", "CheckpointError", "accuracy", "f1_score",
-    "confusion_matrix", "precision_recall_f1", "dist_info", "is_main_process", "shutdown_distributed",
+    "confusion_matrix", "precision_recall_f1", "dist_info", "is_main_process", "shutdown_distributed", "evaluate",
+    "predict", "model_device",
 ]

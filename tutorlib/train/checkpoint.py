@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tutorlib.atomic import atomic_write_text
+
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "CheckpointError", "rng_state", "set_rng_state"]
 
 WEIGHTS = "model.safetensors"
@@ -70,15 +72,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
@@ -114,7 +107,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, step: int, state: d
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _atomic_write_text(directory / LATEST, final.name)
+    atomic_write_text(directory / LATEST, final.name)
     olds = sorted(p for p in directory.glob("step-*") if p.is_dir() and p != final)
     for old in olds[: max(0, len(olds) - (keep_last - 1))]:
         shutil.rmtree(old, ignore_errors=True)

@@ -11,13 +11,13 @@ from tutorlib.transfer.evaluate import (classification_report, expected_calibrat
                                         per_group_results, plot_per_group, plot_reliability, reliability_bins,
                                         report_table)
 from tutorlib.transfer.freeze import (count_trainable, encoder_layers, freeze, layer_depths, layerwise_lr_groups,
-                                      trainable_summary, unfreeze, unfreeze_top)
+                                      unfreeze, unfreeze_top)
 from tutorlib.transfer.multitask import (DOMAINS, TASKS, MultiTaskModel, MultiTaskReviews, UncertaintyWeights,
                                          domain_dataset, multitask_collate, multitask_loss, multitask_step)
 from tutorlib.transfer.similarity import PARAPHRASES, embed_texts, paraphrase_pairs, paraphrase_retrieval, similarity_eval
 
 __all__ = [
-    "freeze", "unfreeze", "unfreeze_top", "count_trainable", "trainable_summary", "encoder_layers", "layer_depths",
+    "freeze", "unfreeze", "unfreeze_top", "count_trainable", "encoder_layers", "layer_depths",
     "layerwise_lr_groups",
     "DOMAINS", "TASKS", "MultiTaskReviews", "domain_dataset", "multitask_collate", "MultiTaskModel", "multitask_loss",
     "UncertaintyWeights", "multitask_step",

@@ -21,7 +21,9 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["encoder_layers", "freeze", "unfreeze", "unfreeze_top", "count_trainable", "trainable_summary",
+from tutorlib.models.params import count_parameters
+
+__all__ = ["encoder_layers", "freeze", "unfreeze", "unfreeze_top", "count_trainable",
            "layer_depths", "layerwise_lr_groups"]
 
 _LAYER_PATHS = ("encoder.encoder.layer", "encoder.layer", "blocks", "layers")
@@ -108,29 +110,12 @@ def unfreeze_top(model: nn.Module, k: int, train_head: bool = True) -> nn.Module
 def count_trainable(model: nn.Module) -> int:
     """Number of trainable parameter values (``requires_grad``), each shared tensor once.
 
+    The same as ``tutorlib.models.count_parameters(model).trainable``.
+
     >>> count_trainable(nn.Linear(3, 2))
     8
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if p.requires_grad and id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
-
-def trainable_summary(model: nn.Module) -> dict[str, float]:
-    """Trainable and total parameter counts and the trainable fraction.
-
-    >>> trainable_summary(freeze(nn.Linear(3, 2)))["fraction"]
-    0.0
-    """
-    total = sum(p.numel() for p in model.parameters())
-    trainable = count_trainable(model)
-    return {"trainable": trainable, "total": total, "fraction": trainable / total if total else 0.0}
+    return count_parameters(model).trainable
 
 
 def layer_depths(model: nn.Module) -> dict[str, int]:

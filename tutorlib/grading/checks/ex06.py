@@ -297,7 +297,7 @@ def check_largest_rank(ctx: CheckContext) -> None:
 @register("ex06_6", points=1, timeout=300)
 def check_experiment(ctx: CheckContext) -> None:
     """The LoRA experiment: ``exp_model`` is LoRA r=4 on query/value, trained; the reported numbers are its own."""
-    from tutorlib.peft import count_parameters
+    from tutorlib.models import count_parameters
 
     model = ctx.get("exp_model")
     if not isinstance(model, nn.Module):
@@ -318,7 +318,8 @@ def check_experiment(ctx: CheckContext) -> None:
         raise CheckFailed(f"`exp_model` has LoRA rank(s) {sorted(ranks)}, the exercise asks for r=4")
     if not trained:
         raise CheckFailed("`exp_model`'s lora_B weights are all zero: it was not trained — run the Trainer cell")
-    trainable, total = count_parameters(model)
+    counts = count_parameters(model)
+    trainable, total = counts.trainable, counts.total
     reported = expect_number(ctx.get("exp_trainable_percent"), "`exp_trainable_percent`", float)
     expect_close(reported, 100.0 * trainable / total, "`exp_trainable_percent`", atol=1e-3, rtol=0,
                  hint="100 × trainable / total parameters of exp_model (a percentage, not a fraction)")
@@ -326,13 +327,9 @@ def check_experiment(ctx: CheckContext) -> None:
     data = ctx.get("exp_val")
     from tutorlib.data import text_collate
     from tutorlib.models import load_tokenizer
-    from tutorlib.train import Trainer
+    from tutorlib.train import evaluate
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    measured = Trainer(model, device=device, batch_size=64, collate_fn=text_collate(load_tokenizer(), 64),
-                       progress=False, log=False, manual_optimization=True).evaluate(data)["val_accuracy"]
-    model.train(was_training)
+    measured = evaluate(model, data, batch_size=64, collate_fn=text_collate(load_tokenizer(), 64))["val_accuracy"]
     hint = "a fraction between 0 and 1, not a percentage" if abs(acc - 100 * measured) < 1e-3 else \
         "report the validation accuracy of exp_model on exp_val (history['val_accuracy'][-1])"
     expect_close(acc, measured, "`exp_val_accuracy`", atol=1e-4, rtol=0, hint=hint)

@@ -1,6 +1,6 @@
 """Checks for lesson 12 (LLM applications): ROUGE-L and memory recall by cosine similarity.
 
-The references are :mod:`tutorlib.llm.metrics` and :func:`tutorlib.llm.cosine_top_k`; inputs come from
+The references are :mod:`tutorlib.llm.metrics` and :func:`tutorlib.retrieval.cosine_top_k`; inputs come from
 the check's private generator.
 
 >>> reference_rouge_l_f1(["a", "b", "c"], ["a", "c"])
@@ -63,7 +63,7 @@ def check_rouge_l(ctx: CheckContext) -> None:
 @register("ex12_2", points=1, timeout=60)
 def check_recall(ctx: CheckContext) -> None:
     """``recall_top_k(query, memory, k)``: indices of the ``k`` memory rows most cosine-similar to the query."""
-    from tutorlib.llm import cosine_top_k
+    from tutorlib.retrieval import cosine_top_k
 
     fn = ctx.function("recall_top_k")
     for k in (1, 3):
