@@ -179,6 +179,38 @@ def test_evaluate_accepts_logits_whose_width_changes_between_batches():
     assert 0 < r["val_f1"] < 1
 
 
+def test_a_callback_stops_training_mid_epoch_after_that_step():
+    class StopAt(Callback):
+        def on_step_end(self, trainer, logs):
+            if logs["step"] == 3:
+                trainer.should_stop = True
+
+    t = Trainer(MLP(64, [16], 10), lr=1e-2, batch_size=16, callbacks=[StopAt()], **quiet())
+    h = t.fit(load_digits("train", limit=256), epochs=3)  # 16 steps per epoch
+    assert t.global_step == 3 and [s["step"] for s in h.steps] == [1, 2, 3]
+    assert h.epochs == []  # the stopped epoch is not reported as a finished one
+
+
+def test_checkpoints_and_the_nan_guard_are_callbacks(tmp_path):
+    from tutorlib.train import Checkpointing, NonFiniteGuard
+
+    t = Trainer(MLP(64, [16], 10), lr=1e-2, batch_size=64, checkpoint_dir=tmp_path, checkpoint_every=2, **quiet())
+    assert [type(c) for c in t.callbacks] == [NonFiniteGuard, Checkpointing]
+    t.fit(load_digits("train", limit=256), epochs=1)  # 4 steps: one mid-epoch checkpoint, one at the epoch's end
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-00000002", "step-00000004"]
+    assert not any(isinstance(c, NonFiniteGuard) for c in Trainer(nn.Linear(2, 2), nan_guard=False, **quiet()).callbacks)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        Trainer(nn.Linear(2, 2), checkpoint_every=5, **quiet())
+
+
+def test_predict_returns_class_ids_when_asked():
+    t = Trainer(MLP(64, [16], 10), **quiet())
+    data = load_digits("val", limit=50)
+    logits, targets = t.predict(data)
+    ids, same_targets = t.predict(data, class_ids=True)
+    assert ids.dtype == torch.long and torch.equal(ids, logits.argmax(1)) and torch.equal(targets, same_targets)
+
+
 def test_checkpoint_corrupt_and_mismatch(tmp_path):
     m = nn.Linear(3, 2)
     path = save_checkpoint(tmp_path, m, step=1)

@@ -344,10 +344,10 @@ def correct_of(model: nn.Module, data: Dataset | DataLoader, collate_fn: Callabl
     """
     from tutorlib.train import predict
 
-    logits, targets = predict(model, data, collate_fn=collate_fn, batch_size=batch_size)
+    predicted, targets = predict(model, data, collate_fn=collate_fn, batch_size=batch_size, class_ids=True)
     if targets is None:
         raise ValueError("the data gave no labels to score: use (x, y) pairs or dicts with 'labels'")
-    return logits.argmax(-1) == targets
+    return predicted == targets
 
 
 def paired_difference(correct_a: torch.Tensor, correct_b: torch.Tensor) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from tutorlib.optim.optimizers import make_optimizer
-from tutorlib.train import Callback, NonFiniteLossError, Trainer
+from tutorlib.train import Callback, Trainer
 
 __all__ = ["lr_find", "LRFindResult", "suggest_lr"]
 
@@ -123,10 +123,6 @@ def suggest_lr(lrs: list[float], smoothed: list[float], method: str = "steepest"
     return float(lrs[start + int(np.argmin(slope))])
 
 
-class _Stop(Exception):
-    """Raised by the recorder to end the range test once the loss has exploded."""
-
-
 class _Recorder(Callback):
     def __init__(self, lrs: list[float], beta: float, diverge_factor: float, min_steps: int) -> None:
         self.lr_schedule, self.beta, self.factor, self.min_steps = lrs, beta, diverge_factor, min_steps
@@ -135,6 +131,7 @@ class _Recorder(Callback):
         self.smoothed: list[float] = []
         self._avg = 0.0
         self._best = math.inf
+        self.stopped = False
 
     def on_step_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         i = len(self.losses)
@@ -145,8 +142,8 @@ class _Recorder(Callback):
         self.losses.append(loss)
         self.smoothed.append(smooth)
         self._best = min(self._best, smooth)
-        if i >= self.min_steps and (smooth > self.factor * self._best or not math.isfinite(smooth)):
-            raise _Stop
+        if not math.isfinite(smooth) or (i >= self.min_steps and smooth > self.factor * self._best):
+            self.stopped = trainer.should_stop = True  # the loss has exploded: end the range test here
 
 
 def lr_find(
@@ -207,15 +204,15 @@ def lr_find(
     recorder = _Recorder(schedule, beta, diverge_factor, min_steps=max(3, num_steps // 10))
 
     saved = copy.deepcopy(model.state_dict())
+    # no NaN guard: a non-finite loss is the recorder's signal to stop (the weights are restored anyway)
     trainer = Trainer(model, opt, scheduler=sched, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
-                      loss_fn=loss_fn, device=device, callbacks=[recorder], progress=progress, log=False, seed=seed)
-    stopped = False
+                      loss_fn=loss_fn, device=device, callbacks=[recorder], progress=progress, log=False, seed=seed,
+                      nan_guard=False)
     try:
         trainer.fit(stream, epochs=1)
-    except (_Stop, NonFiniteLossError):
-        stopped = True
     finally:
         model.load_state_dict(saved)
+    stopped = recorder.stopped
     if len(recorder.lrs) < 3:
         raise RuntimeError(
             f"the loss exploded after {len(recorder.lrs)} steps: lower start_lr (now {start_lr:g}) and try again")

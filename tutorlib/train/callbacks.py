@@ -1,7 +1,10 @@
-"""Hooks into the training loop: early stopping, printing; the live dashboard lives in ``tutorlib.widgets``.
+"""Hooks into the training loop: checkpoints, the non-finite-loss guard, early stopping, printing.
 
-A callback overrides any of the ``on_*`` methods; each receives the :class:`~tutorlib.train.Trainer`
-and a dict of the latest logs. Setting ``trainer.should_stop = True`` ends training after the epoch.
+The live dashboard lives in ``tutorlib.widgets``. A callback overrides any of the ``on_*`` methods;
+each receives the :class:`~tutorlib.train.Trainer` and the latest logs. Setting
+``trainer.should_stop = True`` in ``on_step_end`` ends training after that optimizer step; in
+``on_epoch_end``, after that epoch. The Trainer adds :class:`NonFiniteGuard` itself, and
+:class:`Checkpointing` when it is given a ``checkpoint_dir``.
 
 >>> from tutorlib.train.callbacks import EarlyStopping
 >>> es = EarlyStopping(monitor="val_loss", patience=2)
@@ -11,22 +14,92 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tutorlib.train.checkpoint import latest_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from tutorlib.train.trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "PrintLogger"]
+__all__ = ["Callback", "Checkpointing", "NonFiniteGuard", "NonFiniteLossError", "EarlyStopping", "PrintLogger"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/Inf loss; the message names the step and learning rate."""
 
 
 class Callback:
-    """Base class: every hook does nothing. Override the ones you need."""
+    """Base class: every hook does nothing. Override the ones you need.
+
+    ``on_loss`` sees each micro-batch's loss before the backward pass; ``on_step_end`` each optimizer
+    step's logs (``step``, ``loss``, ``lr``).
+    """
 
     def on_fit_start(self, trainer: "Trainer") -> None: ...
     def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
+    def on_loss(self, trainer: "Trainer", loss: float) -> None: ...
     def on_step_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None: ...
     def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None: ...
     def on_fit_end(self, trainer: "Trainer") -> None: ...
+
+
+class NonFiniteGuard(Callback):
+    """Stop training with :class:`NonFiniteLossError` when a loss is NaN or Inf, before it reaches the weights.
+
+    The message names the step, the learning rate and the last good checkpoint (which is kept).
+
+    >>> class T: global_step, epoch, batch_index, checkpoint_dir = 4, 0, 9, None
+    ...     def current_lr(self): return 0.1
+    >>> NonFiniteGuard().on_loss(T(), float("nan"))
+    Traceback (most recent call last):
+    ...
+    tutorlib.train.callbacks.NonFiniteLossError: loss became nan at step 5 (epoch 1, batch 10) with learning rate 0.1. Lower the learning rate, add clip_grad_norm=1.0, or check the inputs for NaN/Inf.
+    """
+
+    def on_loss(self, trainer: "Trainer", loss: float) -> None:
+        if math.isfinite(loss):
+            return
+        where = f"step {trainer.global_step + 1} (epoch {trainer.epoch + 1}, batch {trainer.batch_index + 1})"
+        last = latest_checkpoint(trainer.checkpoint_dir) if trainer.checkpoint_dir is not None else None
+        kept = f" The last good checkpoint is kept in {last}." if last else ""
+        raise NonFiniteLossError(
+            f"loss became {loss} at {where} with learning rate {trainer.current_lr():.3g}. "
+            f"Lower the learning rate, add clip_grad_norm=1.0, or check the inputs for NaN/Inf.{kept}"
+        )
+
+
+class Checkpointing(Callback):
+    """Write an atomic checkpoint every ``every`` optimizer steps and at the end of every epoch.
+
+    A checkpoint holds the weights, optimizer, scheduler, scaler, RNG states and where the epoch
+    stood, so ``Trainer.fit(..., resume=True)`` continues exactly. Only the main process writes.
+
+    >>> Checkpointing("runs/x", every=100).every
+    100
+    """
+
+    def __init__(self, directory: str | Path, every: int | None = None, keep_last: int = 2) -> None:
+        if every is not None and every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1 optimizer step, got {every}")
+        self.directory, self.every, self.keep_last = Path(directory), every, keep_last
+
+    def save(self, trainer: "Trainer", epoch: int, next_batch: int) -> None:
+        """Save now, recording that training goes on at batch ``next_batch`` of epoch ``epoch``."""
+        if not trainer.is_main:
+            return
+        state = {"epoch": epoch, "next_batch": next_batch, "loss_sum": trainer.loss_sum, "loss_count": trainer.loss_count,
+                 "history": trainer.history.to_dict(), "global_step": trainer.global_step}
+        save_checkpoint(self.directory, trainer.unwrapped_model, trainer.global_step, state, trainer.optimizer,
+                        trainer.scheduler, trainer.scaler, keep_last=self.keep_last)
+
+    def on_step_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        next_batch = trainer.batch_index + 1
+        if self.every and trainer.global_step % self.every == 0 and next_batch < trainer.batches_per_epoch:
+            self.save(trainer, trainer.epoch, next_batch)
+
+    def on_epoch_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        self.save(trainer, trainer.epoch + 1, 0)
 
 
 class EarlyStopping(Callback):

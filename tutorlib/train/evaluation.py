@@ -63,9 +63,10 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, collate_fn: Callab
 
 
 def predict(model: nn.Module, data: Dataset | DataLoader, *, collate_fn: Callable | None = None, batch_size: int = 64,
-            device: str | torch.device | None = None, step_fn: StepFn | None = None
+            device: str | torch.device | None = None, step_fn: StepFn | None = None, class_ids: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Concatenated float32 logits of ``model`` over ``data`` (on the CPU), and the targets when batches have them.
+    """Concatenated float32 logits (or, with ``class_ids``, predicted class ids) of ``model`` over ``data``
+    (on the CPU), and the targets when batches have them.
 
     The model's train/eval mode is restored afterwards.
 
@@ -75,6 +76,6 @@ def predict(model: nn.Module, data: Dataset | DataLoader, *, collate_fn: Callabl
     """
     was = model.training
     try:
-        return _evaluator(model, collate_fn, batch_size, device, step_fn, None).predict(data)
+        return _evaluator(model, collate_fn, batch_size, device, step_fn, None).predict(data, class_ids=class_ids)
     finally:
         model.train(was)

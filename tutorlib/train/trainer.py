@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -28,8 +28,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from tutorlib.runtime import get_device
-from tutorlib.train.callbacks import Callback, PrintLogger
-from tutorlib.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tutorlib.train.callbacks import Callback, Checkpointing, NonFiniteGuard, NonFiniteLossError, PrintLogger
+from tutorlib.train.checkpoint import latest_checkpoint, load_checkpoint
 from tutorlib.train.distributed import GlobalBatchSampler, init_distributed, wrap_ddp
 from tutorlib.train.metrics import accuracy, as_predictions, f1_score
 
@@ -37,10 +37,6 @@ __all__ = ["Trainer", "fit", "History", "NonFiniteLossError", "PRECISIONS"]
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 StepFn = Callable[["Trainer", Any], dict]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/Inf loss; the message names the step and learning rate."""
 
 
 @dataclass
@@ -104,8 +100,10 @@ class Trainer:
     Key arguments: ``precision`` ('fp32', 'bf16', 'fp16' = autocast, with a GradScaler on CUDA, or
     'auto'), ``grad_accum`` (micro-batches per optimizer step), ``clip_grad_norm``, ``scheduler`` (an
     LR scheduler, or a factory ``f(optimizer, total_steps)`` stepped after every optimizer step),
-    ``checkpoint_dir``/``checkpoint_every`` (optimizer steps; also at each epoch end), ``batch_size``
-    (global, split over ``torchrun`` processes), ``live`` (the ipywidgets dashboard).
+    ``checkpoint_dir``/``checkpoint_every`` (optimizer steps; also at each epoch end: the
+    :class:`~tutorlib.train.callbacks.Checkpointing` callback), ``nan_guard`` (stop on a NaN/Inf loss:
+    :class:`~tutorlib.train.callbacks.NonFiniteGuard`), ``batch_size`` (global, split over ``torchrun``
+    processes), ``live`` (the ipywidgets dashboard).
 
     >>> t = Trainer(nn.Linear(4, 2), lr=0.1, progress=False, log=False)
     >>> ds = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
@@ -141,6 +139,7 @@ class Trainer:
         progress: bool = True,
         log: bool | str = "auto",
         live: bool = False,
+        nan_guard: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -184,8 +183,6 @@ class Trainer:
         self.seed = seed
         self.metrics = tuple(metrics)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.checkpoint_every = checkpoint_every
-        self.keep_last = keep_last
         self.is_main = self.dist.rank == 0
         self.progress = progress and self.is_main
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16" and self.device.type == "cuda")
@@ -193,6 +190,9 @@ class Trainer:
         self.global_step = 0
         self.total_steps = 0
         self.epoch = 0
+        self.batch_index = 0          # the micro-batch being trained, within the epoch
+        self.batches_per_epoch = 0
+        self.loss_sum, self.loss_count = 0.0, 0  # the running epoch's training loss
         self.should_stop = False
         self.history = History()
         if live and self.is_main:
@@ -201,6 +201,12 @@ class Trainer:
             self.callbacks.append(TrainingDashboard())
         if (log is True or (log == "auto" and not live)) and self.is_main:
             self.callbacks.append(PrintLogger())
+        if nan_guard:
+            self.callbacks.append(NonFiniteGuard())
+        if self.checkpoint_dir is not None:
+            self.callbacks.append(Checkpointing(self.checkpoint_dir, checkpoint_every, keep_last))
+        elif checkpoint_every is not None:
+            raise ValueError("checkpoint_every needs checkpoint_dir= (the folder to write checkpoints to)")
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -366,19 +372,28 @@ class Trainer:
         return result
 
     @torch.no_grad()
-    def predict(self, data: Dataset | DataLoader) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Concatenated logits (and targets, if the batches have them) over ``data``."""
+    def predict(self, data: Dataset | DataLoader, class_ids: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Concatenated float32 logits (or, with ``class_ids``, predicted class ids) over ``data``, and the
+        targets if the batches have them. Class ids work when the logits' width changes between batches
+        (e.g. CLIP's in-batch B×B scores), as in :meth:`evaluate`.
+
+        >>> t = Trainer(nn.Linear(3, 2), progress=False, log=False)
+        >>> ds = torch.utils.data.TensorDataset(torch.zeros(5, 3), torch.zeros(5, dtype=torch.long))
+        >>> tuple(t.predict(ds)[0].shape), tuple(t.predict(ds, class_ids=True)[0].shape)
+        ((5, 2), (5,))
+        """
         loader = self._make_loader(data, train=False)
         self.model.eval()
-        logits, targets = [], []
+        outputs, targets = [], []
         for batch in loader:
             batch = _to_device(batch, self.device)
             with self.autocast():
                 out = self.compute(batch)
-            logits.append(out["logits"].float().cpu())
+            logits = out["logits"]
+            outputs.append(as_predictions(logits).cpu() if class_ids else logits.float().cpu())
             if isinstance(out.get("targets"), torch.Tensor):
                 targets.append(out["targets"].cpu())
-        return torch.cat(logits), (torch.cat(targets) if targets else None)
+        return torch.cat(outputs), (torch.cat(targets) if targets else None)
 
     # ------------------------------------------------------------------ training
     def _build_scheduler(self, total_steps: int) -> None:
@@ -396,109 +411,118 @@ class Trainer:
         """Learning rate of the first parameter group (0.0 without an optimizer)."""
         return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else 0.0
 
-    def _save(self, state: dict[str, Any]) -> None:
-        if self.checkpoint_dir is None or not self.is_main:
-            return
-        state = dict(state, history=self.history.to_dict(), global_step=self.global_step)
-        save_checkpoint(self.checkpoint_dir, self.unwrapped_model, self.global_step, state,
-                        self.optimizer, self.scheduler, self.scaler, keep_last=self.keep_last)
-
-    def _iterate(self, loader: DataLoader, skip: int) -> Iterator[tuple[int, Any]]:
-        for i, batch in enumerate(loader):
-            if i < skip:
-                continue
-            yield i, batch
+    def _fire(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
 
     def fit(self, train_data: Dataset | DataLoader, val_data: Dataset | DataLoader | None = None,
             epochs: int = 1, resume: bool = False) -> History:
         """Train for ``epochs`` epochs; with ``resume=True`` continue exactly from the latest checkpoint.
 
         Returns the :class:`History`: per epoch ``train_loss``, ``val_loss``/``val_accuracy`` (with
-        val data), ``lr`` and ``seconds``; per optimizer step ``loss`` and ``lr``.
+        val data), ``lr`` and ``seconds``; per optimizer step ``loss`` and ``lr``. A callback that sets
+        ``trainer.should_stop`` ends training after the current optimizer step (or epoch).
         """
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {epochs}")
         loader = self._make_loader(train_data, train=True)
-        steps_per_epoch = math.ceil(len(loader) / self.grad_accum)
-        self.total_steps = steps_per_epoch * epochs
-        self._build_scheduler(self.total_steps)
-        start_epoch, skip, loss_sum, loss_count = 0, 0, 0.0, 0
-        self.should_stop = False
-        if resume:
-            if self.checkpoint_dir is None:
-                raise ValueError("resume=True needs checkpoint_dir= (the folder the interrupted run wrote)")
-            ckpt = latest_checkpoint(self.checkpoint_dir)
-            if ckpt is not None:
-                meta = load_checkpoint(ckpt, self.unwrapped_model, self.optimizer, self.scheduler, self.scaler,
-                                       restore_rng=True)
-                st = meta["state"]
-                self.global_step = int(st["global_step"])
-                start_epoch, skip = int(st["epoch"]), int(st["next_batch"])
-                loss_sum, loss_count = float(st.get("loss_sum", 0.0)), int(st.get("loss_count", 0))
-                self.history = History.from_dict(st.get("history", {}))
-                if self.is_main and self.progress:
-                    print(f"resumed from {ckpt} (epoch {start_epoch + 1}, step {self.global_step})")
-        else:
-            self.global_step, self.history = 0, History()
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
+        self._plan(loader, epochs)
+        start_epoch, skip = self._restore() if resume else self._start_fresh()
+        self._fire("on_fit_start")
         self.model.train()
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         try:
             for epoch in range(start_epoch, epochs):
-                self.epoch = epoch
-                loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
-                if self.grad_accum > 1:  # sizes of this epoch's micro-batches, to weight a ragged last group
-                    self._micro_sizes = [len(b) for b in loader.batch_sampler]  # type: ignore[union-attr]
-                for cb in self.callbacks:
-                    cb.on_epoch_start(self, epoch)
-                t0 = time.perf_counter()
-                n_batches = len(loader)
-                bar = None
-                if self.progress:
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
-                for i, batch in self._iterate(loader, skip):
-                    at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == n_batches  # ends an optimizer step
-                    loss_value = self._train_batch(batch, i, at_boundary)
-                    loss_sum += loss_value
-                    loss_count += 1
-                    if bar is not None:
-                        bar.update(1)
-                        if i % 10 == 0:
-                            bar.set_postfix(loss=f"{loss_value:.4f}")
-                    if at_boundary:
-                        logs = {"step": self.global_step, "loss": loss_value, "lr": self.current_lr()}
-                        self.history.steps.append(logs)
-                        for cb in self.callbacks:
-                            cb.on_step_end(self, logs)
-                        if (self.checkpoint_every and self.global_step % self.checkpoint_every == 0
-                                and i + 1 < n_batches):
-                            self._save({"epoch": epoch, "next_batch": i + 1, "loss_sum": loss_sum,
-                                        "loss_count": loss_count})
-                if bar is not None:
-                    bar.close()
+                finished = self._run_epoch(loader, epoch, epochs, skip)
                 skip = 0
-                logs: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / max(loss_count, 1)}
-                if val_data is not None:
-                    logs.update(self.evaluate(val_data))
-                logs["lr"] = self.current_lr()
-                logs["seconds"] = time.perf_counter() - t0
-                self.history.epochs.append(logs)
-                loss_sum, loss_count = 0.0, 0
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, logs)
-                self._save({"epoch": epoch + 1, "next_batch": 0, "loss_sum": 0.0, "loss_count": 0})
+                if finished:
+                    self._end_epoch(val_data)
                 if self.should_stop:
                     break
         finally:
-            for cb in self.callbacks:
-                cb.on_fit_end(self)
+            self._fire("on_fit_end")
         return self.history
 
-    def _train_batch(self, batch: Any, i: int, at_boundary: bool) -> float:
+    def _plan(self, loader: DataLoader, epochs: int) -> None:
+        """Work out the number of optimizer steps and build the schedule over them."""
+        self.batches_per_epoch = len(loader)
+        self.total_steps = math.ceil(self.batches_per_epoch / self.grad_accum) * epochs
+        self._build_scheduler(self.total_steps)
+        self.should_stop = False
+
+    def _start_fresh(self) -> tuple[int, int]:
+        self.global_step, self.history = 0, History()
+        self.loss_sum, self.loss_count = 0.0, 0
+        return 0, 0
+
+    def _restore(self) -> tuple[int, int]:
+        """Load the latest checkpoint (weights, optimizer, scheduler, RNG, history); where to go on from."""
+        if self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir= (the folder the interrupted run wrote)")
+        ckpt = latest_checkpoint(self.checkpoint_dir)
+        if ckpt is None:
+            return self._start_fresh()
+        meta = load_checkpoint(ckpt, self.unwrapped_model, self.optimizer, self.scheduler, self.scaler, restore_rng=True)
+        st = meta["state"]
+        self.global_step = int(st["global_step"])
+        self.loss_sum, self.loss_count = float(st.get("loss_sum", 0.0)), int(st.get("loss_count", 0))
+        self.history = History.from_dict(st.get("history", {}))
+        if self.is_main and self.progress:
+            print(f"resumed from {ckpt} (epoch {int(st['epoch']) + 1}, step {self.global_step})")
+        return int(st["epoch"]), int(st["next_batch"])
+
+    def _run_epoch(self, loader: DataLoader, epoch: int, epochs: int, skip: int) -> bool:
+        """Train one epoch from batch ``skip``; False when a callback stopped it part-way."""
+        self.epoch = epoch
+        loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        if self.grad_accum > 1:  # sizes of this epoch's micro-batches, to weight a ragged last group
+            self._micro_sizes = [len(b) for b in loader.batch_sampler]  # type: ignore[union-attr]
+        self._fire("on_epoch_start", epoch)
+        self._epoch_t0 = time.perf_counter()
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.batches_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+        try:
+            for i, batch in enumerate(loader):
+                if i < skip:
+                    continue
+                self.batch_index = i
+                at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == self.batches_per_epoch  # ends a step
+                loss_value = self._train_batch(batch, at_boundary)
+                self.loss_sum += loss_value
+                self.loss_count += 1
+                if bar is not None:
+                    bar.update(1)
+                    if i % 10 == 0:
+                        bar.set_postfix(loss=f"{loss_value:.4f}")
+                if at_boundary:
+                    self._end_step(loss_value)
+                    if self.should_stop and i + 1 < self.batches_per_epoch:
+                        return False
+        finally:
+            if bar is not None:
+                bar.close()
+        return True
+
+    def _end_step(self, loss_value: float) -> None:
+        logs = {"step": self.global_step, "loss": loss_value, "lr": self.current_lr()}
+        self.history.steps.append(logs)
+        self._fire("on_step_end", logs)
+
+    def _end_epoch(self, val_data: Dataset | DataLoader | None) -> None:
+        logs: dict[str, Any] = {"epoch": self.epoch, "train_loss": self.loss_sum / max(self.loss_count, 1)}
+        if val_data is not None:
+            logs.update(self.evaluate(val_data))
+        logs["lr"] = self.current_lr()
+        logs["seconds"] = time.perf_counter() - self._epoch_t0
+        self.history.epochs.append(logs)
+        self.loss_sum, self.loss_count = 0.0, 0
+        self._fire("on_epoch_end", logs)
+
+    def _train_batch(self, batch: Any, at_boundary: bool) -> float:
         batch = _to_device(batch, self.device)
         sync: contextlib.AbstractContextManager = contextlib.nullcontext()
         ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
@@ -507,27 +531,21 @@ class Trainer:
             # group: gradients add up locally and are averaged once, on the backward pass that ends the group.
             sync = self.model.no_sync()
         with sync:
-            return self._forward_backward(batch, i, at_boundary)
+            return self._forward_backward(batch, at_boundary)
 
-    def _forward_backward(self, batch: Any, i: int, at_boundary: bool) -> float:
+    def _forward_backward(self, batch: Any, at_boundary: bool) -> float:
         with self.autocast():
             out = self.compute(batch)
         loss = out["loss"]
         value = float(loss.detach().float())
-        if not math.isfinite(value):
-            where = f"step {self.global_step + 1} (epoch {self.epoch + 1}, batch {i + 1})"
-            kept = (f" The last good checkpoint is kept in {latest_checkpoint(self.checkpoint_dir)}."
-                    if self.checkpoint_dir is not None and latest_checkpoint(self.checkpoint_dir) else "")
-            raise NonFiniteLossError(
-                f"loss became {value} at {where} with learning rate {self.current_lr():.3g}. "
-                f"Lower the learning rate, add clip_grad_norm=1.0, or check the inputs for NaN/Inf.{kept}"
-            )
+        self._fire("on_loss", value)  # the NonFiniteGuard stops here, before a NaN reaches the weights
         if self.manual_optimization:
             self.global_step += 1
             return value
         if self.grad_accum > 1:
             # Weight each micro-batch by its share of the examples in its accumulation group, so a group
             # equals one large batch even when the epoch's last group is ragged.
+            i = self.batch_index
             start = (i // self.grad_accum) * self.grad_accum
             group = self._micro_sizes[start : start + self.grad_accum]
             loss = loss * (self._micro_sizes[i] / sum(group))
