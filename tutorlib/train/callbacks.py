@@ -49,7 +49,8 @@ class NonFiniteGuard(Callback):
 
     The message names the step, the learning rate and the last good checkpoint (which is kept).
 
-    >>> class T: global_step, epoch, batch_index, checkpoint_dir = 4, 0, 9, None
+    >>> class T:
+    ...     global_step, epoch, batch_index, checkpoint_dir = 4, 0, 9, None
     ...     def current_lr(self): return 0.1
     >>> NonFiniteGuard().on_loss(T(), float("nan"))
     Traceback (most recent call last):
