@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tutorlib.compress.measure import count_weights, latency_ms
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 from tutorlib.compress.prune import (DEFAULT_TYPES, bert_layers, layer_sparsities, make_permanent, prune_ffn_neurons,
                                      prune_magnitude, shrink_small_cnn, weight_sparsity)
 
@@ -123,8 +123,6 @@ class SparsityExplorer:
 
     def update(self, sparsity: float | None = None, method: str | None = None) -> dict[str, Any]:
         """Prune at ``sparsity`` with ``method`` (default: the widgets' values), record, redraw; returns the result."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
         s = float(self.slider.value if sparsity is None else sparsity)
         meth = self.dropdown.value if method is None else method
@@ -134,15 +132,8 @@ class SparsityExplorer:
         self.info.value = (f"<b>{meth}</b> at {s:.0%}: accuracy <b>{result['accuracy']:.1%}</b> "
                            f"(dense {self.baseline:.1%}) · weights zero {result['sparsity_measured']:.1%} · "
                            f"parameters {result['params']:,} ({result['nonzero']:,} non-zero){latency}")
-        if in_notebook():
-            with self.out:
-                clear_output(wait=True)
-                self.figure = self.draw(result)
-                plt.show()
-        else:  # scripts and tests: keep the figure, show nothing
-            if getattr(self, "figure", None) is not None:
-                plt.close(self.figure)
-            self.figure = self.draw(result)
+        self.figure = self.draw(result)
+        redraw(self.out, self.figure)
         return result
 
     def draw(self, current: dict[str, Any]):

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 __all__ = [
     "Measurement",

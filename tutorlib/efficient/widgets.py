@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from tutorlib.efficient.formats import FORMATS, get_format, overflow_fraction, underflow_fraction
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["plot_underflow", "LossScaleExplorer", "loss_scale_explorer"]
 
@@ -105,16 +105,11 @@ class LossScaleExplorer:
     def update(self) -> dict[str, float]:
         """Redraw for the current dropdown and slider values; returns (and stores) the fractions."""
         import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
-        with self.out:
-            if in_notebook():
-                clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(8, 3.2))
-            self.last = plot_underflow(self.values, self.fmt.value, int(self.scale.value), ax=ax, title=self.title)
-            self.last_figure = fig
-            plt.show()
-        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        self.last = plot_underflow(self.values, self.fmt.value, int(self.scale.value), ax=ax, title=self.title)
+        self.last_figure = fig
+        redraw(self.out, fig)
         return self.last
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tutorlib.explain.text import METHODS, attention_maps, explain_text
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["ExplainWidget", "explain_widget", "AttentionViewer", "attention_viewer", "plot_attention_map"]
 
@@ -111,7 +111,7 @@ class ExplainWidget:
 
     def update(self) -> None:
         """Re-explain and redraw into :attr:`out`; errors (an empty sentence) are shown, not raised."""
-        from IPython.display import HTML, display
+        from IPython.display import HTML
 
         start = time.perf_counter()
         self.status.value = "<i>explaining…</i>"
@@ -123,11 +123,7 @@ class ExplainWidget:
         self.last = attr
         self.renders += 1
         self.status.value = f"{time.perf_counter() - start:.1f} s"
-        if not in_notebook():
-            return
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(HTML(attr.to_html()))
+        redraw(self.out, HTML(attr.to_html()))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -196,15 +192,7 @@ class AttentionViewer:
 
     def update(self) -> None:
         """Redraw into :attr:`out` (called by the slider, the dropdown and the button)."""
-        import matplotlib.pyplot as plt
-
-        if not in_notebook():
-            plt.close(self.render())
-            return
-        with self.out:
-            self.out.clear_output(wait=True)
-            self.render()
-            plt.show()
+        redraw(self.out, self.render())
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

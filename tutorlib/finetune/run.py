@@ -29,7 +29,6 @@ function ``f(config) -> metrics dict`` that reads its data, builds its model, tr
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

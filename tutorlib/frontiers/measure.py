@@ -11,8 +11,7 @@ device (CPU included). Work buffers inside a fused kernel (e.g. the flash kernel
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 from .attention import block_layout_from_mask, block_sparse_mask, full_mask, mask_density, sliding_window_mask
 from .privacy import dp_epsilon
@@ -122,16 +122,10 @@ class AttentionExplorer(_SliderExplorer):
 
     def run(self) -> dict[str, Any]:
         """Redraw for the current controls; returns the summary."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
         vals = self.values()
         fig, s = draw_attention_pattern(**vals)
-        if in_notebook():
-            with self.output:
-                clear_output(wait=True)
-                plt.show()
-        plt.close(fig)
+        redraw(self.output, fig)
         self.renders += 1
         self.last = dict(vals, **s)
         self.status.value = (f"<b>{vals['pattern']}</b>, window {vals['window']}, T = {vals['T']}<br>"
@@ -193,16 +187,10 @@ class PrivacyExplorer(_SliderExplorer):
 
     def run(self) -> float:
         """Recompute ε for the current controls and redraw; returns the final ε."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
         vals = self.values()
         fig, eps = draw_privacy_curve(**vals)
-        if in_notebook():
-            with self.output:
-                clear_output(wait=True)
-                plt.show()
-        plt.close(fig)
+        redraw(self.output, fig)
         self.renders += 1
         self.last = dict(vals, epsilon=eps)
         self.status.value = (f"after {vals['steps']} steps (≈ {vals['steps'] * vals['sample_rate']:.1f} epochs):"

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["interpolate", "slerp", "LatentExplorer", "latent_explorer", "INTERPOLATIONS"]
 
@@ -199,18 +199,8 @@ class LatentExplorer:
         """Redraw into :attr:`out` (called by every slider, button and dropdown)."""
         if self._muted:
             return
-        import matplotlib.pyplot as plt
 
-        if not in_notebook():  # a test or a script: draw, keep the figure, show nothing
-            plt.close(self.render())
-            return
-        from IPython.display import clear_output
-
-        with self.out:
-            clear_output(wait=True)
-            fig = self.render()
-            plt.show()
-        plt.close(fig)
+        redraw(self.out, self.render())
 
 
 def latent_explorer(decode: Callable[[torch.Tensor], torch.Tensor], latent_dim: int, **kwargs) -> "object":

@@ -24,7 +24,7 @@ import torch
 
 from tutorlib.multimodal.clip import encode_images, encode_texts, to_pixel_values
 from tutorlib.retrieval import cosine_top_k
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["unknown_words", "top_images_for_text", "top_texts_for_image", "RetrievalExplorer", "retrieval_explorer"]
 
@@ -71,18 +71,6 @@ def top_texts_for_image(index: int, image_emb: torch.Tensor, text_emb: torch.Ten
         raise ValueError(f"got {len(texts)} texts for {text_emb.shape[0]} text embeddings")
     top = cosine_top_k(image_emb[index], text_emb, max(1, int(k)))
     return {"texts": [texts[i] for i in top.indices.tolist()], "scores": top.values, "indices": top.indices}
-
-
-def _clear(out: Any) -> None:
-    # Outside a Jupyter kernel clear_output would print terminal escape codes: there is nothing to clear.
-    if in_notebook():
-        out.clear_output(wait=True)
-
-
-def _show(fig: Any) -> None:
-    if in_notebook():
-        plt.show()
-    plt.close(fig)
 
 
 def _as_hwc(image: torch.Tensor) -> np.ndarray:
@@ -143,48 +131,43 @@ class RetrievalExplorer:
 
     def search(self, text: str) -> dict[str, Any] | None:
         """Rank the images for ``text`` and draw the top k; returns the result (None for an empty query)."""
-        with self.out_images:
-            _clear(self.out_images)
-            if not text.strip():
-                print("type a caption first")
-                return None
-            res = top_images_for_text(text, self.model, self.tokenizer, self.image_emb, self.k.value)
-            self.last_search = dict(res, query=text)
-            if res["unknown"]:
-                print(f"unknown words (read as [UNK]): {', '.join(res['unknown'])}")
-            n = len(res["indices"])
-            fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 2.0), squeeze=False)
-            for ax, i, s in zip(axes[0], res["indices"].tolist(), res["scores"].tolist()):
-                ax.imshow(_as_hwc(self.images[i]))
-                ax.set_title(f"#{i}\ncos {s:.2f}", fontsize=8)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            fig.suptitle(f"top {n} images for “{text}”", fontsize=9)
-            fig.tight_layout()
-            _show(fig)
+        if not text.strip():
+            redraw(self.out_images, "type a caption first")
+            return None
+        res = top_images_for_text(text, self.model, self.tokenizer, self.image_emb, self.k.value)
+        self.last_search = dict(res, query=text)
+        note = f"unknown words (read as [UNK]): {', '.join(res['unknown'])}" if res["unknown"] else ""
+        n = len(res["indices"])
+        fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 2.0), squeeze=False)
+        for ax, i, s in zip(axes[0], res["indices"].tolist(), res["scores"].tolist()):
+            ax.imshow(_as_hwc(self.images[i]))
+            ax.set_title(f"#{i}\ncos {s:.2f}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle(f"top {n} images for “{text}”", fontsize=9)
+        fig.tight_layout()
+        redraw(self.out_images, *([note] if note else []), fig)
         return self.last_search
 
     def show_image(self, index: int) -> dict[str, Any]:
         """Draw image ``index`` and a bar chart of its k best captions; returns the ranking."""
         res = top_texts_for_image(int(index), self.image_emb, self.text_emb, self.texts, self.k.value)
         self.last_image = dict(res, index=int(index))
-        with self.out_captions:
-            _clear(self.out_captions)
-            fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(8.5, 2.4), gridspec_kw={"width_ratios": [1, 3]})
-            ax_img.imshow(_as_hwc(self.images[index]))
-            ax_img.set_xticks([])
-            ax_img.set_yticks([])
-            truth = f"\ntrue: {self.true_captions[index]}" if self.true_captions else ""
-            ax_img.set_title(f"image #{index}{truth}", fontsize=8)
-            ys = np.arange(len(res["texts"]))[::-1]
-            colours = ["tab:green" if self.true_captions and t == self.true_captions[index] else "tab:blue"
-                       for t in res["texts"]]
-            ax_bar.barh(ys, res["scores"].numpy(), color=colours)
-            ax_bar.set_yticks(ys, res["texts"], fontsize=8)
-            ax_bar.set_xlabel("cosine similarity")
-            ax_bar.set_title("best captions" + (" (green = the true one)" if self.true_captions else ""), fontsize=9)
-            fig.tight_layout()
-            _show(fig)
+        fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(8.5, 2.4), gridspec_kw={"width_ratios": [1, 3]})
+        ax_img.imshow(_as_hwc(self.images[index]))
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        truth = f"\ntrue: {self.true_captions[index]}" if self.true_captions else ""
+        ax_img.set_title(f"image #{index}{truth}", fontsize=8)
+        ys = np.arange(len(res["texts"]))[::-1]
+        colours = ["tab:green" if self.true_captions and t == self.true_captions[index] else "tab:blue"
+                   for t in res["texts"]]
+        ax_bar.barh(ys, res["scores"].numpy(), color=colours)
+        ax_bar.set_yticks(ys, res["texts"], fontsize=8)
+        ax_bar.set_xlabel("cosine similarity")
+        ax_bar.set_title("best captions" + (" (green = the true one)" if self.true_captions else ""), fontsize=9)
+        fig.tight_layout()
+        redraw(self.out_captions, fig)
         return self.last_image
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from tutorlib.optim.optimizers import OPTIMIZER_NAMES
 from tutorlib.optim.schedules import SCHEDULE_NAMES, lr_trace
 from tutorlib.optim.surfaces import SGD_FAMILY, SURFACES, Trajectory, plot_trajectories, run_trajectory
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["draw_trajectories", "trajectory_explorer", "TrajectoryExplorer", "draw_schedules", "schedule_explorer"]
 
@@ -110,23 +110,14 @@ class TrajectoryExplorer:
         """Redraw the paths for the current control values (called on every change)."""
         if self._syncing:
             return
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
         vals = self.values()
         if not vals["optimizers"]:
-            if in_notebook():
-                with self.output:
-                    clear_output(wait=True)
-                    print("select at least one optimizer (ctrl/cmd-click for several)")
+            redraw(self.output, "select at least one optimizer (ctrl/cmd-click for several)")
             self.last = dict(vals, trajectories=[])
             return
         fig, trajs = draw_trajectories(**vals)
-        if in_notebook():  # outside Jupyter there is nothing to draw into
-            with self.output:
-                clear_output(wait=True)
-                plt.show()
-        plt.close(fig)
+        redraw(self.output, fig)
         self.renders += 1
         self.last = dict(vals, trajectories=trajs)
         self.status.value = "<br>".join(
@@ -173,8 +164,6 @@ def schedule_explorer():
     2
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output
 
     names = w.SelectMultiple(options=list(SCHEDULE_NAMES), value=("constant", "cosine", "one_cycle"), rows=6,
                              description="schedules")
@@ -186,12 +175,7 @@ def schedule_explorer():
     box.renders = 0  # type: ignore[attr-defined]
 
     def refresh(_change: Any = None) -> None:
-        fig = draw_schedules(list(names.value), total.value, min(warm.value, total.value))
-        if in_notebook():
-            with out:
-                clear_output(wait=True)
-                plt.show()
-        plt.close(fig)
+        redraw(out, draw_schedules(list(names.value), total.value, min(warm.value, total.value)))
         box.renders += 1  # type: ignore[attr-defined]
 
     for ctl in (names, total, warm):

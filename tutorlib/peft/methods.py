@@ -30,6 +30,7 @@ and its pooler output, which ``BertForSequenceClassification`` uses, was not):
   ``peft``'s ``disable_adapter()`` fails on a ``BertModel`` (it has no ``prepare_inputs_for_generation``):
   call ``model.encoder.base_model`` for the unadapted encoder instead.
 
+>>> from tutorlib.models import count_parameters
 >>> model = build_model("lora", num_labels=2, r=8)
 >>> n = count_parameters(model); n.trainable < 0.01 * n.total
 True
@@ -47,7 +48,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from tutorlib.models import MiniLMClassifier, count_parameters, load_encoder, mean_pool
+from tutorlib.models import MiniLMClassifier, load_encoder, mean_pool
 from tutorlib.peft.adapters import inject_adapters
 from tutorlib.peft.lora import find_linear_names, inject_lora
 
@@ -169,6 +170,7 @@ def build_model(method: str | MethodConfig, num_labels: int = 2, base: str | Pat
     fields (``r``, ``alpha``, ``dropout``, ``target_modules``, ``num_virtual_tokens``, ``bottleneck``).
     The model's ``tutorlib_method`` attribute holds the :class:`MethodConfig`.
 
+    >>> from tutorlib.models import count_parameters
     >>> m = build_model("head", num_labels=3)
     >>> count_parameters(m).trainable
     1155

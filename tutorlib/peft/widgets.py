@@ -18,11 +18,11 @@ from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import clear_output
 from torch import nn
 
 from tutorlib.peft.compare import METHOD_LABELS, measure_training_memory
 from tutorlib.models import trainable_summary
+from tutorlib.widgets import redraw
 from tutorlib.peft.methods import DEFAULT_LR, MethodConfig, build_model
 
 __all__ = ["PeftExplorer", "peft_explorer", "method_config"]
@@ -108,31 +108,29 @@ class PeftExplorer:
         self.size.disabled = cfg.method not in _SIZE_MEANING
         if self._full is None:
             self._full = self._measure(MethodConfig("full"))
-        with self.info:
-            clear_output(wait=True)
-            if cfg.method in ("lora", "dora", "lora-ours") and not self.targets.value:
-                print("choose at least one target module")
-                self.last_summary = {}
-                return {}
-            stats = self._measure(cfg)
-            stats["method"] = cfg.method
-            self.last_summary = stats
-            meaning = _SIZE_MEANING.get(cfg.method, "(no size setting)")
-            print(f"{METHOD_LABELS[cfg.method]} — size = {meaning} {cfg.r if cfg.method in _SIZE_MEANING else ''}: "
-                  f"{int(stats['trainable']):,} trainable parameters ({stats['percent']:.3f} % of "
-                  f"{int(stats['total']):,}); peak training memory {stats['peak_bytes'] / 2**20:.0f} MiB "
-                  f"(full fine-tuning: {self._full['peak_bytes'] / 2**20:.0f} MiB)")
-            fig, axes = plt.subplots(1, 2, figsize=(9, 2.2))
-            names = [METHOD_LABELS[cfg.method], "full fine-tuning"]
-            axes[0].barh(names, [stats["trainable"], self._full["trainable"]], color=["C0", "C7"])
-            axes[0].set_xscale("log")
-            axes[0].set_xlabel("trainable parameters (log scale)")
-            axes[0].set_title("what trains")
-            axes[1].barh(names, [stats["peak_bytes"] / 2**20, self._full["peak_bytes"] / 2**20], color=["C1", "C7"])
-            axes[1].set_xlabel("peak memory of one training step (MiB)")
-            axes[1].set_title("memory")
-            fig.tight_layout()
-            plt.show()
+        if cfg.method in ("lora", "dora", "lora-ours") and not self.targets.value:
+            redraw(self.info, "choose at least one target module")
+            self.last_summary = {}
+            return {}
+        stats = self._measure(cfg)
+        stats["method"] = cfg.method
+        self.last_summary = stats
+        meaning = _SIZE_MEANING.get(cfg.method, "(no size setting)")
+        text = (f"{METHOD_LABELS[cfg.method]} — size = {meaning} {cfg.r if cfg.method in _SIZE_MEANING else ''}: "
+                f"{int(stats['trainable']):,} trainable parameters ({stats['percent']:.3f} % of "
+                f"{int(stats['total']):,}); peak training memory {stats['peak_bytes'] / 2**20:.0f} MiB "
+                f"(full fine-tuning: {self._full['peak_bytes'] / 2**20:.0f} MiB)")
+        fig, axes = plt.subplots(1, 2, figsize=(9, 2.2))
+        names = [METHOD_LABELS[cfg.method], "full fine-tuning"]
+        axes[0].barh(names, [stats["trainable"], self._full["trainable"]], color=["C0", "C7"])
+        axes[0].set_xscale("log")
+        axes[0].set_xlabel("trainable parameters (log scale)")
+        axes[0].set_title("what trains")
+        axes[1].barh(names, [stats["peak_bytes"] / 2**20, self._full["peak_bytes"] / 2**20], color=["C1", "C7"])
+        axes[1].set_xlabel("peak memory of one training step (MiB)")
+        axes[1].set_title("memory")
+        fig.tight_layout()
+        redraw(self.info, text, fig)
         return stats
 
     def run(self) -> dict[str, Any]:
@@ -148,9 +146,7 @@ class PeftExplorer:
         self.button.disabled = True
         t0 = time.perf_counter()
         try:
-            with self.result:
-                clear_output(wait=True)
-                print(f"training {METHOD_LABELS[cfg.method]} on {len(self.train_data)} examples …")
+            redraw(self.result, f"training {METHOD_LABELS[cfg.method]} on {len(self.train_data)} examples …")
             history = trainer.fit(self.train_data, self.val_data, epochs=self.epochs)
         finally:
             self.button.disabled = False
@@ -158,18 +154,16 @@ class PeftExplorer:
         acc = float(history["val_accuracy"][-1])
         self.last_result = {"method": cfg.method, "val_accuracy": acc, "seconds": seconds,
                             "losses": [s["loss"] for s in history.steps]}
-        with self.result:
-            clear_output(wait=True)
-            print(f"{METHOD_LABELS[cfg.method]}: validation accuracy {100 * acc:.1f} % on {len(self.val_data)} "
-                  f"examples after {self.epochs} epoch(s) on {len(self.train_data)} ({seconds:.1f} s, lr "
-                  f"{DEFAULT_LR[cfg.method]:g})")
-            fig, ax = plt.subplots(figsize=(6, 2.5))
-            ax.plot(range(1, len(self.last_result["losses"]) + 1), self.last_result["losses"], marker=".")
-            ax.set_xlabel("optimizer step")
-            ax.set_ylabel("training loss")
-            ax.set_title(f"short run: {METHOD_LABELS[cfg.method]}")
-            fig.tight_layout()
-            plt.show()
+        text = (f"{METHOD_LABELS[cfg.method]}: validation accuracy {100 * acc:.1f} % on {len(self.val_data)} "
+                f"examples after {self.epochs} epoch(s) on {len(self.train_data)} ({seconds:.1f} s, lr "
+                f"{DEFAULT_LR[cfg.method]:g})")
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        ax.plot(range(1, len(self.last_result["losses"]) + 1), self.last_result["losses"], marker=".")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"short run: {METHOD_LABELS[cfg.method]}")
+        fig.tight_layout()
+        redraw(self.result, text, fig)
         return self.last_result
 
 

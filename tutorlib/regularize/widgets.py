@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tutorlib.regularize.sweeps import RegConfig, RunResult, train_regularized
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["draw_runs", "RegularizationExplorer", "regularization_explorer"]
 
@@ -109,8 +109,6 @@ class RegularizationExplorer:
 
     def train(self) -> RunResult:
         """Train once with the current settings, add the run to the plot, and return it."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
         cfg = self.config()
         self.button.disabled = True
@@ -121,12 +119,7 @@ class RegularizationExplorer:
         finally:
             self.button.disabled = False
         self.runs.append((cfg.name, result))
-        fig = draw_runs(self.runs)
-        if in_notebook():  # outside Jupyter there is nothing to draw into
-            with self.output:
-                clear_output(wait=True)
-                plt.show()
-        plt.close(fig)
+        redraw(self.output, draw_runs(self.runs))
         stop = f", stopped after epoch {result.epochs_run}, best epoch {result.best_epoch + 1} restored" \
             if result.best_epoch is not None and result.stopped_epoch is not None else ""
         self.status.value = (f"<b>{cfg.describe()}</b>: train acc {result.train_accuracy:.3f}, val acc "

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tutorlib.transfer.freeze import count_trainable, encoder_layers, unfreeze_top
-from tutorlib.widgets import in_notebook
+from tutorlib.widgets import redraw
 
 __all__ = ["FineTuneExplorer", "finetune_explorer", "plot_runs"]
 
@@ -111,16 +111,11 @@ class FineTuneExplorer:
     def redraw(self) -> None:
         """Draw every run so far into the output area."""
         import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
-        with self.out:
-            if in_notebook():
-                clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(6.5, 3.6))
-            plot_runs(self.runs, ax=ax)
-            self.last_figure = fig
-            plt.show()
-        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        plot_runs(self.runs, ax=ax)
+        self.last_figure = fig
+        redraw(self.out, fig)
 
 
 def finetune_explorer(train: Dataset, val: Dataset, **kwargs: Any) -> Any:

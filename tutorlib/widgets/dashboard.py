@@ -75,14 +75,9 @@ class TrainingDashboard(Callback):
         if self.box is None:
             self._printer.on_epoch_end(trainer, logs)
             return
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
-
         from tutorlib.viz import plot_history
+        from tutorlib.widgets.redraw import redraw
 
         parts = [f"{k} {v:.4f}" for k, v in logs.items() if k not in ("epoch", "seconds", "lr") and isinstance(v, float)]
         self.header.value = f"<b>{self.title}</b>: epoch {int(logs['epoch']) + 1} done · " + " · ".join(parts)
-        with self.plot:
-            clear_output(wait=True)
-            plot_history(trainer.history, title=self.title)
-            plt.show()
+        redraw(self.plot, plot_history(trainer.history, title=self.title))

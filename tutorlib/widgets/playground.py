@@ -45,10 +45,9 @@ def training_playground(limit: int | None = None):  # noqa: ANN201 - returns an 
     'VBox'
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output
 
     from tutorlib.viz import plot_history
+    from tutorlib.widgets.redraw import redraw
 
     hidden = w.IntSlider(value=64, min=4, max=256, step=4, description="hidden units", style={"description_width": "initial"})
     log_lr = w.FloatSlider(value=-2.5, min=-4.0, max=-0.5, step=0.25, description="log10 lr", readout_format=".2f")
@@ -66,10 +65,7 @@ def training_playground(limit: int | None = None):  # noqa: ANN201 - returns an 
             r = run_playground(hidden.value, 10 ** log_lr.value, epochs.value, limit=limit)
             status.value = (f"run {runs[0]}: hidden={hidden.value}, lr={10 ** log_lr.value:.2g}, epochs={epochs.value}: "
                             f"<b>val accuracy {r['val_accuracy']:.1%}</b>, val loss {r['val_loss']:.3f}")
-            with out:
-                clear_output(wait=True)
-                plot_history(r["history"], title=f"MLP({hidden.value}) at lr {10 ** log_lr.value:.2g}")
-                plt.show()
+            redraw(out, plot_history(r["history"], title=f"MLP({hidden.value}) at lr {10 ** log_lr.value:.2g}"))
         finally:
             button.disabled = False
 
