@@ -39,7 +39,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 __all__ = ["LLM_NAMES", "INSTALL_COMMAND", "LLMNotInstalled", "bundled_gguf", "llm_cache_root", "llm_path",
-           "load_llm", "llm_cache_status", "dequantize_gguf", "model_folder_kind", "chat_input_ids"]
+           "load_llm", "llm_cache_status", "dequantize_gguf", "model_folder_kind", "resolve_llm", "chat_input_ids"]
 
 #: Names :func:`load_llm` understands besides paths and hub ids, with what each one is.
 LLM_NAMES: dict[str, str] = {
@@ -319,8 +319,24 @@ def model_folder_kind(folder: str | Path) -> str | None:
     return None
 
 
+def resolve_llm(name: str | Path, check_hub: bool = False) -> tuple[str, Any]:
+    """What ``name`` means to :func:`load_llm`, found without loading anything: ``(kind, where)`` with kind
+    ``"folder"``, ``"adapter"``, ``"gguf"`` (a Path), ``"bundled"`` (the name) or ``"hub"`` (the id).
+
+    Bad names raise the error :func:`load_llm` would (``check_hub=True``: also an unreachable hub), in milliseconds.
+
+    >>> resolve_llm("smollm2")
+    ('bundled', 'smollm2')
+    """
+    kind, where = _resolve(name)
+    if kind == "hub" and check_hub:
+        from tutorlib.data.hub import require_hub
+
+        require_hub(where, _OFFLINE_DEFAULT)
+    return kind, where
+
+
 def _resolve(name: str | Path) -> tuple[str, Any]:
-    """Classify ``name`` without loading anything: ``("folder"|"adapter"|"gguf"|"bundled"|"hub", path or id)``."""
     text = str(name)
     path = Path(text).expanduser()
     if path.exists():  # a local path wins over an alias of the same name
@@ -372,9 +388,7 @@ def llm_path(name: str | Path = "smollm2") -> str:
     if kind == "gguf":
         return str(_cached_folder(where, where.stem))
     if kind == "hub":
-        from tutorlib.data.hub import require_hub
-
-        require_hub(where, _OFFLINE_DEFAULT)
+        resolve_llm(where, check_hub=True)
         return where
     if kind == "adapter":
         raise ValueError(f"{where} holds a peft adapter, not a whole model: load it with load_llm({str(where)!r})")
