@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -128,6 +129,16 @@ def _safetensors_header_ok(path: Path) -> bool:
         return False
 
 
+# Files whose SHA-256 this process already checked, keyed by (path, size, mtime, inode): a second load_llm()
+# in the same process skips re-hashing 0.5 GB unless a file was replaced or rewritten since.
+_VERIFIED: set[tuple[str, int, int, int]] = set()
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino
+
+
 def _cache_problem(folder: Path) -> str | None:
     """None if ``folder`` is a complete cache written by :func:`_build_cache`, else what is wrong with it."""
     manifest = folder / _MANIFEST
@@ -151,10 +162,14 @@ def _cache_problem(folder: Path) -> str | None:
                 return f"{name} has {path.stat().st_size} bytes, the manifest says {info['size']}"
         except OSError:
             return f"{name} is missing"
+        key = _stat_key(path)
+        if key in _VERIFIED:
+            continue
         if _sha256(path) != info["sha256"]:
             return f"{name} does not match its SHA-256 in the manifest"
         if name.endswith(".safetensors") and not _safetensors_header_ok(path):
             return f"{name} is not a readable safetensors file"
+        _VERIFIED.add(key)
     return None
 
 
@@ -240,6 +255,8 @@ def _build_cache(gguf: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
+        print(f"tutorlib: converting {gguf.name} to a float32 model cached in {target} "
+              "(first use only; about a minute on 2 CPU cores)", file=sys.stderr, flush=True)
         model, tokenizer = dequantize_gguf(gguf)
         _save_plain(model, tokenizer, tmp)
         del model
