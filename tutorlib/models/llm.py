@@ -256,7 +256,7 @@ def _build_cache(gguf: Path, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         print(f"tutorlib: converting {gguf.name} to a float32 model cached in {target} "
-              "(first use only; about a minute on 2 CPU cores)", file=sys.stderr, flush=True)
+              "(first use only: about a minute for the bundled model on 2 CPU cores)", file=sys.stderr, flush=True)
         model, tokenizer = dequantize_gguf(gguf)
         _save_plain(model, tokenizer, tmp)
         del model
@@ -283,6 +283,14 @@ def _cached_folder(gguf: Path, label: str) -> Path:
     target = _cache_dir_for(gguf, label)
     if _cache_problem(target) is None:
         return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        writable = os.access(target.parent, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise PermissionError(f"cannot write the converted LLM to {target.parent}: set TUTORLIB_CACHE to a "
+                              "writable folder (it needs about 0.6 GB)")
     with _locked(target.parent / f".{target.name}.lock") as exclusive:
         problem = _cache_problem(target)  # another process may have finished it while we waited
         if problem is None:
@@ -290,7 +298,13 @@ def _cached_folder(gguf: Path, label: str) -> Path:
         if exclusive:  # nobody else is building: leftovers of killed conversions can go
             for stale in target.parent.glob(f".{target.name}.tmp-*"):
                 _remove(stale)
-        _build_cache(gguf, target)
+        try:
+            _build_cache(gguf, target)
+        except OSError as exc:
+            free = shutil.disk_usage(target.parent).free / 2**30
+            raise OSError(f"converting {gguf.name} into {target.parent} failed ({exc}); {free:.1f} GB are free there "
+                          "and the copy needs about 0.6 GB: free some space or set TUTORLIB_CACHE to another "
+                          "folder") from exc
     problem = _cache_problem(target)
     if problem is not None:
         raise RuntimeError(f"the converted model in {target} is unusable right after writing it ({problem}): "
