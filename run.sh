@@ -9,7 +9,8 @@
 #                       CUDA 12.8 build or https://download.pytorch.org/whl/cpu for the small CPU build
 #   TORCH_SPEC=spec     which torch to install otherwise (default torch==2.13.0)
 #   TUTORLIB_UNPINNED=1 install the newest versions pyproject.toml allows instead of the tested set in
-#                       constraints.txt (torch is never pinned there: TORCH_SPEC/TORCH_INDEX_URL decide it)
+#                       constraints.txt (torch is never pinned there: TORCH_SPEC/TORCH_INDEX_URL decide it;
+#                       with a much older torch, unpinned also lets pip pick a torchao that matches it)
 #   TUTORLIB_CACHE=dir  where the bundled LLM's converted weights are cached (default ~/.cache/tutorlib)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -55,7 +56,14 @@ case "$what" in
   install)
     # convert the bundled LLM once (about a minute the first time; seconds when already cached)
     echo "preparing the bundled LLM (converted once, cached in ${TUTORLIB_CACHE:-~/.cache/tutorlib}/llm)"
-    "$VENV/bin/python" -c "from tutorlib.models import llm_path; print(llm_path())"
+    "$VENV/bin/python" - <<'PY'
+import sys
+from tutorlib.models import llm_path
+try:
+    print(llm_path())
+except Exception as exc:  # one clear line (the install command, a full disk), not a traceback
+    sys.exit(f"error: the bundled LLM could not be prepared: {exc}")
+PY
     "$VENV/bin/tutorlib" doctor ;;
   lab)
     exec "$VENV/bin/jupyter" lab notebooks/00_welcome.ipynb ;;
