@@ -230,8 +230,11 @@ def _save_plain(model: Any, tokenizer: Any, folder: Path) -> None:
 def _write_manifest(folder: Path, source: Path) -> None:
     import transformers
 
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != _MANIFEST}
+    paths = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != _MANIFEST]
+    for p in paths:  # the files reach the disk before the manifest that vouches for them
+        with open(p, "rb") as fh:
+            os.fsync(fh.fileno())
+    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in paths}
     meta = {"format": _FORMAT, "source": str(source), "source_size": source.stat().st_size,
             "transformers": transformers.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": files}
