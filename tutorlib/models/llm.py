@@ -458,6 +458,11 @@ def _adapter_base(folder: Path) -> str:
         except (OSError, ValueError):
             continue
         if base:
+            gone = Path(str(base)).expanduser()
+            # a base recorded as a converted copy in the cache (e.g. .../llm/smollm2-<hash>) that was since
+            # rebuilt under another fingerprint: it is still the bundled model
+            if not gone.exists() and gone.parent.name == "llm" and gone.name.rsplit("-", 1)[0] in LLM_NAMES:
+                return gone.name.rsplit("-", 1)[0]
             return str(base)
     raise ValueError(f"{folder}: the adapter does not say which base model it was trained on "
                      "(no 'base' in tutorlib_model.json, no base_model_name_or_path in adapter_config.json)")
