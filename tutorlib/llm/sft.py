@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["IGNORE_INDEX", "mask_prompt_labels"]
+__all__ = ["IGNORE_INDEX", "mask_prompt_labels", "completion_loss"]
 
 #: The label ``transformers`` (and ``F.cross_entropy``) ignore.
 IGNORE_INDEX = -100
@@ -39,3 +39,25 @@ def mask_prompt_labels(prompt_ids: Sequence[int], completion_ids: Sequence[int],
         keep = max_length - len(completion)
         prompt = prompt[-keep:] if keep > 0 else []
     return prompt + completion, [IGNORE_INDEX] * len(prompt) + completion
+
+
+def completion_loss(logits: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
+    """Mean next-token cross-entropy over the labelled positions: what a causal LM's ``loss`` is with these labels.
+
+    Position ``t`` predicts ``labels[:, t + 1]`` (the shift a ``transformers`` causal LM applies itself);
+    positions whose label is :data:`IGNORE_INDEX` (the prompt, padding) are left out of the mean.
+
+    >>> import torch
+    >>> logits = torch.zeros(1, 4, 10)                   # uniform over 10 tokens
+    >>> round(float(completion_loss(logits, torch.tensor([[-100, -100, 3, 0]]))), 4)   # = ln 10
+    2.3026
+    """
+    import torch
+    from torch.nn import functional as F
+
+    if logits.dim() != 3 or labels.shape != logits.shape[:2]:
+        raise ValueError(f"expected logits (B, T, V) and labels (B, T), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    if not bool((labels[:, 1:] != IGNORE_INDEX).any()):
+        raise ValueError("no position is labelled: every label after the first is -100, so there is nothing to learn")
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1).to(torch.long),
+                           ignore_index=IGNORE_INDEX)

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["QAExample", "DOMAIN_PHRASES", "review_qa_examples", "QAFeatures", "qa_collate", "build_qa_model",
-           "train_qa", "answer_question", "evaluate_qa", "review_summary_examples", "summary_prompt", "summarize"]
+           "train_qa", "answer_question", "best_span", "evaluate_qa", "review_summary_examples", "summary_prompt", "summarize"]
 
 #: How the questions and summaries name each review domain.
 DOMAIN_PHRASES = {"movie": "a movie", "hotel": "a hotel", "airline": "an airline", "software": "an app",
@@ -207,15 +207,38 @@ def answer_question(model: Any, tokenizer: Any, question: str, context: str, max
     ctx = torch.tensor([s == 1 for s in seq])
     if not ctx.any():
         return ""
-    start = start.masked_fill(~ctx, float("-inf"))
-    end = end.masked_fill(~ctx, float("-inf"))
-    n = len(seq)
+    s, e = best_span(start, end, max_answer_tokens, allowed=ctx)
+    return context[offsets[s][0]:offsets[e][1]]
+
+
+def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, max_answer_tokens: int,
+              allowed: torch.Tensor | None = None) -> tuple[int, int]:
+    """``(s, e)`` maximising ``start_logits[s] + end_logits[e]`` with ``s ≤ e < s + max_answer_tokens``.
+
+    ``allowed`` (bool, same length) marks the positions a span may use (the context's tokens); ties go
+    to the first pair in row-major order (smallest ``s``, then smallest ``e``).
+
+    >>> best_span(torch.tensor([0.0, 3.0, 1.0]), torch.tensor([4.0, 0.0, 2.0]), max_answer_tokens=3)  # (1, 0) scores 7 but ends before it starts
+    (1, 2)
+    """
+    if start_logits.dim() != 1 or start_logits.shape != end_logits.shape:
+        raise ValueError(f"expected two 1-D score vectors of the same length, got {tuple(start_logits.shape)} "
+                         f"and {tuple(end_logits.shape)}")
+    if max_answer_tokens < 1:
+        raise ValueError(f"max_answer_tokens must be at least 1, got {max_answer_tokens}")
+    start, end = start_logits.float().cpu(), end_logits.float().cpu()
+    if allowed is not None:
+        allowed = allowed.bool().cpu()
+        if not allowed.any():
+            raise ValueError("no position is allowed: the span must lie somewhere")
+        start = start.masked_fill(~allowed, float("-inf"))
+        end = end.masked_fill(~allowed, float("-inf"))
+    n = len(start)
     scores = start[:, None] + end[None, :]
     i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     scores = scores.masked_fill((j < i) | (j - i >= max_answer_tokens), float("-inf"))
-    best = int(scores.argmax())
-    s, e = divmod(best, n)
-    return context[offsets[s][0]:offsets[e][1]]
+    s, e = divmod(int(scores.argmax()), n)
+    return s, e
 
 
 def evaluate_qa(model: Any, tokenizer: Any, examples: Sequence[QAExample]) -> dict[str, Any]:
