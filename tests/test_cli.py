@@ -4,7 +4,11 @@ import json
 
 import pytest
 
+from pathlib import Path
+
 from tutorlib.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("recipe,limit,epochs", [("digits-mlp", 256, 3), ("digits-cnn", 256, 3), ("reviews-minilm", 48, 2)])
@@ -58,3 +62,59 @@ def test_every_documented_command_is_wired(capsys):
             main([command, "--help"])
         assert exc.value.code == 0
         assert f"tutorlib {command}" in capsys.readouterr().out
+
+
+def _run_without_torch(code: str) -> tuple[int, str, bool]:
+    """Run ``code`` (which sets ``rc``) in a fresh interpreter; return rc, stderr and whether torch got imported."""
+    import subprocess
+    import sys
+
+    script = f"import sys\n{code}\nprint('TORCH', 'torch' in sys.modules)\nsys.exit(rc)"
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stderr, "TORCH True" in p.stdout
+
+
+def test_usage_and_file_errors_answer_before_torch_is_imported(tmp_path):
+    # the measure of "answers at once" that does not depend on the machine's speed: torch is never imported
+    cases = [
+        (["train", "no-such-recipe"], "invalid choice"),
+        (["train", "digits-mlp", "--lr", "0"], "must be a number greater than 0"),
+        (["finetune", "--data", str(tmp_path / "missing.csv")], "does not exist"),
+        (["finetune", "--data", "x.csv", "--epochs", "0"], "at least 1"),
+        (["predict", "--model", "runs/x"], "nothing to classify"),
+        (["generate", "--data", str(tmp_path / "missing.jsonl")], "does not exist"),
+        (["generate"], "exactly one of them"),
+        (["train", "digits-mlp", "--resume", "--out", str(tmp_path / "none")], "does not exist"),
+    ]
+    for argv, message in cases:
+        code = ("from tutorlib.cli import main\n"
+                f"try:\n    rc = main({argv!r})\nexcept SystemExit as exc:\n    rc = exc.code")
+        rc, err, torch_loaded = _run_without_torch(code)
+        assert rc == 2 and message in err, (argv, rc, err)
+        assert not torch_loaded, f"tutorlib {' '.join(argv)} imported torch before answering"
+
+
+def test_cli_precisions_match_the_trainer():
+    from tutorlib.cli import PRECISIONS
+    from tutorlib.finetune.options import TASK_NAMES
+    from tutorlib.finetune.run import TASKS
+    from tutorlib.train import PRECISIONS as TRAINER_PRECISIONS
+
+    assert PRECISIONS == TRAINER_PRECISIONS
+    assert set(TASK_NAMES) == set(TASKS)
+
+
+def test_one_error_policy_for_every_subcommand(capsys, monkeypatch):
+    import tutorlib.finetune.run as run
+    from tutorlib.cli import main
+
+    def broken(config):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(run, "finetune", broken)
+    data = ROOT / "tutorlib" / "data" / "reviews.csv"
+    assert main(["finetune", "--data", str(data), "--out", "/tmp/never"]) == 2
+    assert capsys.readouterr().err.strip() == "error: disk full"
+    monkeypatch.setenv("TUTORLIB_DEBUG", "1")
+    with pytest.raises(OSError):
+        main(["finetune", "--data", str(data), "--out", "/tmp/never"])

@@ -163,8 +163,10 @@ def test_unreadable_encoding_and_usage_errors(tmp_path, data, capsys):
     assert cli(["finetune", "--data", str(data), "--resume", "--out", str(tmp_path / "none"), "--text-col", "review",
                 "--label-col", "sentiment"]) == 2
     assert "run without --resume first" in capsys.readouterr().err
-    assert cli(["finetune", "--data", str(data), "--epochs", "0"]) == 2
-    assert "--epochs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a usage error, reported by argparse before anything runs
+        cli(["finetune", "--data", str(data), "--epochs", "0"])
+    assert usage.value.code == 2
+    assert "--epochs: must be a whole number of at least 1, got 0" in capsys.readouterr().err
     assert cli(["predict", "--model", str(tmp_path)]) == 2
     assert "nothing to classify" in capsys.readouterr().err
     assert cli(["predict", "--model", str(tmp_path), "hello"]) == 2

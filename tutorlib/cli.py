@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+from tutorlib.command import existing_file, positive_float, positive_int, quiet_libraries, run_guarded
+
+__all__ = ["main", "build_parser", "PRECISIONS"]
+
+#: The Trainer's precisions (``tutorlib.train.PRECISIONS``; a test keeps the two equal), spelled out here so
+#: that building the parser imports no torch.
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -24,15 +29,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from safetensors.torch import save_file
-
-    from tutorlib.recipes import build_recipe
-    from tutorlib.runtime import get_device, seed_everything
-    from tutorlib.train import Trainer
-
-    seed_everything(args.seed)
-    device = get_device(args.device)
-    recipe = build_recipe(args.recipe, limit=args.limit)
     out = Path(args.out or f"runs/{args.recipe}")
     ckpt_dir = out / "checkpoints"
     if args.resume and not ckpt_dir.is_dir():
@@ -42,9 +38,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {ckpt_dir} already holds checkpoints: add --resume to continue, or choose another --out",
               file=sys.stderr)
         return 2
-    epochs = args.epochs or recipe.epochs
-    lr = args.lr or recipe.lr
-    batch_size = args.batch_size or recipe.batch_size
+    quiet_libraries()
+    from safetensors.torch import save_file
+
+    from tutorlib.recipes import build_recipe
+    from tutorlib.runtime import get_device, seed_everything
+    from tutorlib.train import Trainer
+
+    seed_everything(args.seed)
+    device = get_device(args.device)
+    recipe = build_recipe(args.recipe, limit=args.limit)
+    epochs = args.epochs if args.epochs is not None else recipe.epochs
+    lr = args.lr if args.lr is not None else recipe.lr
+    batch_size = args.batch_size if args.batch_size is not None else recipe.batch_size
     from tutorlib.train import is_main_process
 
     if is_main_process():
@@ -87,8 +93,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from tutorlib.models import resolve_llm
-
     modes = sum([bool(args.prompts), args.data is not None, args.chat])
     if modes != 1:
         print("error: give one prompt in quotes, or --data FILE, or --chat (exactly one of them)", file=sys.stderr)
@@ -101,6 +105,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print("error: --temperature must be >= 0, --top-p in (0, 1], --batch-size and --max-new-tokens >= 1",
               file=sys.stderr)
         return 2
+    if args.data is not None:
+        existing_file(args.data)
+    quiet_libraries()
+    from tutorlib.models import resolve_llm
+
     resolve_llm(args.model, check_hub=True)  # a bad name, a classifier folder or an offline hub id fails here, fast
     rows = None
     if args.data is not None:
@@ -108,10 +117,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
         rows = read_prompts(args.data, args.prompt_col, encoding=args.encoding, fmt=args.data_format,
                             skip_empty=args.skip_empty)
-    from tutorlib.finetune.cli import _no_loading_bars
     from tutorlib.finetune.generate import Generator, answers_table
 
-    _no_loading_bars()
     gen = Generator(args.model, device=args.device, system=args.system, raw=args.raw)
     if args.raw is False and not gen.has_template:
         print(f"note: the tokenizer of {args.model} has no chat template: prompts are used as they are",
@@ -216,7 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
     'doctor'
     """
     from tutorlib.recipes import RECIPES
-    from tutorlib.train import PRECISIONS
 
     parser = argparse.ArgumentParser(prog="tutorlib", description="Companion library of the advanced deep-learning course.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -229,16 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a ready-made recipe",
                        description="Train a recipe; writes checkpoints, model.safetensors and metrics.json to --out.")
     p.add_argument("recipe", choices=sorted(RECIPES), metavar="RECIPE", help=f"one of: {', '.join(sorted(RECIPES))}")
-    p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default: the recipe's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, help="global batch size (default: the recipe's)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the recipe's)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available or $TUTORLIB_DEVICE)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (default fp32)")
     p.add_argument("--out", help="output folder (default runs/RECIPE)")
     p.add_argument("--resume", action="store_true", help="continue exactly from the latest checkpoint in --out")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",
                    help="also checkpoint every STEPS optimizer steps (always at each epoch end)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N examples of each split")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
@@ -267,13 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
-        if os.environ.get("TUTORLIB_DEBUG"):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded(args.func, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

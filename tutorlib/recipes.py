@@ -10,10 +10,11 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
-from torch.utils.data import Dataset
+if TYPE_CHECKING:  # pragma: no cover - the recipes import torch only when one is built
+    from torch import nn
+    from torch.utils.data import Dataset
 
 __all__ = ["Recipe", "RECIPES", "build_recipe"]
 

@@ -8,11 +8,26 @@ core (``Trainer``, the MiniLM) and of :mod:`tutorlib.peft` (which builds each me
 >>> from tutorlib.finetune import FinetuneConfig, finetune, Predictor, read_table
 """
 
-from tutorlib.finetune.io import (DataFileError, LabeledTexts, TextClassificationDataset, check_classes, encode_labels,
-                                  label_names, read_table, split_train_val)
-from tutorlib.finetune.generate import Generator, read_prompts
-from tutorlib.finetune.predict import Predictor, format_prediction, predict_file
-from tutorlib.finetune.run import TASKS, FinetuneConfig, finetune, register_task
+# The names below are imported when first used (PEP 562), so that `tutorlib finetune --help` and its
+# usage errors do not pay for importing torch.
+_EXPORTS = {
+    "DataFileError": "io", "LabeledTexts": "io", "TextClassificationDataset": "io", "check_classes": "io",
+    "encode_labels": "io", "label_names": "io", "read_table": "io", "split_train_val": "io",
+    "Generator": "generate", "read_prompts": "generate",
+    "Predictor": "predict", "format_prediction": "predict", "predict_file": "predict",
+    "TASKS": "run", "FinetuneConfig": "run", "finetune": "run", "register_task": "run",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f"tutorlib.finetune.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tutorlib.finetune' has no attribute {name!r}")
+
 
 __all__ = [
     "FinetuneConfig", "finetune", "TASKS", "register_task", "Predictor", "format_prediction", "predict_file",

@@ -22,9 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from tutorlib.command import existing_file, positive_float, positive_int, quiet_libraries, run_guarded
+from tutorlib.finetune.options import DEFAULT_EPOCHS, METHOD_NAMES, TASK_NAMES
+
 __all__ = ["add_finetune_parser", "add_predict_parser", "build_parser", "main"]
 
-_CHOICES = ("head", "full", "lora", "dora", "ia3", "prefix", "prompt", "houlsby", "pfeiffer", "lora-ours")
 
 _FINETUNE_EPILOG = """examples:
   tutorlib finetune --data reviews.csv --text-col review --label-col stars
@@ -38,33 +40,22 @@ full fine-tuning 5e-5); pass --lr to override."""
 
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn expected failures (bad files, bad options, offline hub ids) into one ``error:`` line and exit code 2."""
+    """``fn`` run under the one error policy of every ``tutorlib`` subcommand (:func:`tutorlib.command.run_guarded`)."""
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        try:
-            return int(fn(args) or 0)
-        except (ValueError, TypeError, OSError, RuntimeError) as exc:
-            if os.environ.get("TUTORLIB_DEBUG"):
-                raise
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        return run_guarded(fn, args)
 
     return run
 
 
-def _no_loading_bars() -> None:
-    # transformers draws a "Loading weights" bar for every model it loads: noise on a command line.
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    existing_file(args.data)  # before torch is imported: a wrong path answers at once
+    if args.val_data:
+        existing_file(args.val_data, "validation file")
+    quiet_libraries()
     from tutorlib.finetune.run import FinetuneConfig, finetune
 
-    if args.quiet:
-        _no_loading_bars()
 
     config = FinetuneConfig(
         data=args.data, text_col=args.text_col, label_col=args.label_col, val_data=args.val_data,
@@ -86,8 +77,6 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     >>> add_finetune_parser(sub).prog.endswith("finetune")
     True
     """
-    from tutorlib.finetune.run import DEFAULT_EPOCHS, TASKS
-
     p = subparsers.add_parser(
         "finetune", help="fine-tune the text classifier (or a causal LM) on your own data file",
         description="Fine-tune a text classifier (the bundled MiniLM, or --model) on your labelled file with "
@@ -100,28 +89,28 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--val-data", metavar="FILE", help="validation file (default: split --val-fraction off --data)")
     p.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
                    help="share of each class held out for validation when --val-data is absent (default 0.2)")
-    p.add_argument("--task", default="classification", choices=sorted(TASKS),
+    p.add_argument("--task", default="classification", choices=TASK_NAMES,
                    help="classification, or causal-lm: LoRA SFT of a causal LM (--model) on prompt/completion JSONL, "
                         "loss on the completion tokens only (default classification)")
     p.add_argument("--prompt-col", default="prompt", metavar="KEY", help="causal-lm: prompt key of each JSONL line (default prompt)")
     p.add_argument("--completion-col", default="completion", metavar="KEY",
                    help="causal-lm: completion key of each JSONL line (default completion)")
-    p.add_argument("--method", default="lora", choices=_CHOICES,
+    p.add_argument("--method", default="lora", choices=METHOD_NAMES,
                    help="head | full | lora | dora | ia3 | prefix | prompt | houlsby | pfeiffer | lora-ours (default lora)")
     p.add_argument("--model", metavar="PATH_OR_HUB_ID",
                    help="base encoder: a local folder (save_pretrained) or a hub id (needs a network); "
                         "default: the bundled all-MiniLM-L6-v2")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
-    p.add_argument("--lr", type=float, help="learning rate (default: the method's measured default)")
-    p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
-    p.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens (default 128)")
-    p.add_argument("--r", type=int, default=8, help="LoRA/DoRA rank (default 8)")
-    p.add_argument("--alpha", type=float, help="LoRA/DoRA alpha (default 2·r)")
+    p.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the method's measured default)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="batch size (default 16)")
+    p.add_argument("--max-length", type=positive_int, default=128, help="truncate texts to this many tokens (default 128)")
+    p.add_argument("--r", type=positive_int, default=8, help="LoRA/DoRA rank (default 8)")
+    p.add_argument("--alpha", type=positive_float, help="LoRA/DoRA alpha (default 2·r)")
     p.add_argument("--target-modules", nargs="+", default=["query", "value"], metavar="NAME",
                    help="LoRA/DoRA target layers (default: query value)")
     p.add_argument("--out", default="runs/finetune", metavar="DIR", help="output folder (default runs/finetune)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="also checkpoint every STEPS optimizer steps")
+    p.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS", help="also checkpoint every STEPS optimizer steps")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available or $TUTORLIB_DEVICE)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast precision")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -134,19 +123,21 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from tutorlib.finetune.predict import Predictor, format_prediction, predict_file
-
     if not args.texts and not args.data:
         raise ValueError("nothing to classify: give one or more texts in quotes, or --data FILE")
     if args.texts and args.data:
         raise ValueError("give texts or --data FILE, not both")
+    if args.data:
+        existing_file(args.data)
+    quiet_libraries()
+    from tutorlib.finetune.predict import Predictor, format_prediction, predict_file
+
     from tutorlib.models import LLM_NAMES, model_folder_kind
 
     kind = model_folder_kind(args.model)
     if kind in ("causal-lm", "adapter") or (kind is None and args.model in LLM_NAMES and not Path(args.model).exists()):
         raise ValueError(f"{args.model} is a causal language model, not a classifier: generate text with "
                          f"`tutorlib generate --model {args.model} \"your prompt\"`")
-    _no_loading_bars()
     predictor = Predictor(args.model, device=args.device, base=args.base, batch_size=args.batch_size)
     if args.texts:
         for pred in predictor.predict(args.texts):
@@ -187,7 +178,7 @@ def add_predict_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the --data predictions to this CSV instead of stdout")
     p.add_argument("--json", action="store_true", help="print one JSON object per text")
     p.add_argument("--base", metavar="PATH_OR_HUB_ID", help="base model, if it moved since training")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--encoding", default="utf-8-sig", help="text encoding of --data (default UTF-8)")
     p.add_argument("--format", choices=("csv", "tsv", "jsonl", "json"), help="format of --data (default: from the suffix)")

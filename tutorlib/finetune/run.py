@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tutorlib.atomic import atomic_write_json
+from tutorlib.finetune.options import DEFAULT_EPOCHS
 from tutorlib.finetune.io import (TextClassificationDataset, check_classes, encode_labels, read_table,
                                   split_train_val)
 
 __all__ = ["FinetuneConfig", "finetune", "TASKS", "register_task", "DEFAULT_EPOCHS"]
 
-DEFAULT_EPOCHS = 3
 
 #: Settings that must not change between a run and its ``--resume``.
 _RESUME_KEYS = ("task", "method", "model", "r", "alpha", "target_modules", "text_col", "label_col", "max_length",
