@@ -16,7 +16,11 @@ import sys
 
 import pytest
 
+from pathlib import Path
+
 from tutorlib.finetune.cli import add_finetune_parser, add_predict_parser
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POS = ["Wonderful stay, the staff were kind and the room spotless.", "The battery lasts two days, excellent.",
        "A gripping book; I read it in one night.", "Delicious food and quick service.",
@@ -177,3 +181,22 @@ def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "tutorlib.finetune", "finetune", "--help"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "--label-col" in proc.stdout and "--resume" in proc.stdout
+
+
+@pytest.mark.slow
+def test_finetune_under_torchrun_prints_and_writes_once_and_splits_the_data(tmp_path, data, tiny_model):
+    import os
+
+    out = tmp_path / "ddp-run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tutorlib",
+           "finetune", "--data", str(data), "--text-col", "review", "--label-col", "sentiment", "--model",
+           str(tiny_model), "--method", "head", "--epochs", "1", "--batch-size", "4", "--out", str(out), "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TUTORLIB_DEVICE="cpu", PYTHONPATH=str(ROOT))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("tutorlib finetune:") == 1 and proc.stdout.count("done in") == 1, proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    half = metrics["train_size"] / 2
+    assert all(abs(n - half) <= 2 for n in metrics["examples_per_process"]), metrics["examples_per_process"]
+    assert (out / "labels.json").exists() and not list(tmp_path.glob("**/*.tmp"))

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from tutorlib.llm.sft import IGNORE_INDEX, mask_prompt_labels
 from tutorlib.finetune.io import DataFileError, decode_text, jsonl_objects
 from tutorlib.atomic import atomic_write_json
-from tutorlib.finetune.run import FinetuneConfig, _check_out, _say, register_task
+from tutorlib.finetune.run import FinetuneConfig, _check_out, _is_main, _say, examples_per_process, register_task
 
 __all__ = ["PromptCompletions", "read_prompt_completion", "mask_prompt_labels", "SFTDataset", "SFTCollator",
            "lora_targets", "run_causal_lm", "IGNORE_INDEX", "DEFAULT_CAUSAL_LR"]
@@ -243,8 +243,9 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
                  f"loss on {completion_tokens:,} of {all_tokens:,} tokens (the completions); LoRA r={config.r} on "
                  f"{targets} ({trainable:,} trainable parameters, {100 * trainable / total:.2f} %), lr {lr:g}, "
                  f"{config.epochs} epoch(s), batch {config.batch_size}, device {device}")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "run_config.json", settings)
+    if _is_main():  # under torchrun the first process alone writes the output folder
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "run_config.json", settings)
 
     def step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {"loss": trainer.model(**batch).loss}
@@ -257,6 +258,9 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
     history = trainer.fit(train_ds, val_ds, epochs=config.epochs, resume=config.resume)
     seconds = time.perf_counter() - t0
     val_loss = trainer.evaluate(val_ds)["val_loss"]
+    seen = examples_per_process(trainer)
+    if not trainer.is_main:
+        return {**settings, "val_loss": val_loss, "processes": len(seen), "examples_per_process": seen}
     model = trainer.unwrapped_model.eval()
     samples = [{"prompt": p, "reference": c, "generated": _complete(model, tokenizer, p, 64, device)}
                for p, c in list(zip(val_pairs.prompts, val_pairs.completions))[:3]]
@@ -271,7 +275,8 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
                "trainable_parameters": trainable, "total_parameters": total,
                "trainable_percent": 100 * trainable / total, "completion_tokens": completion_tokens,
                "total_tokens": all_tokens, "seconds": seconds, "val_loss": val_loss,
-               "val_perplexity": math.exp(min(val_loss, 50.0)), "samples": samples, "history": history.to_dict()}
+               "val_perplexity": math.exp(min(val_loss, 50.0)), "samples": samples, "history": history.to_dict(),
+               "processes": len(seen), "examples_per_process": seen}
     atomic_write_json(out / "metrics.json", metrics)
     _say(config, f"done in {seconds:.1f} s: validation loss {val_loss:.3f} on completion tokens (perplexity "
                  f"{metrics['val_perplexity']:.2f}). Adapter in {out}")

@@ -136,8 +136,33 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
 
 
 def _say(config: FinetuneConfig, msg: str) -> None:
-    if config.verbose:
+    """Print ``msg`` unless quiet; under ``torchrun`` only the first process prints."""
+    from tutorlib.train import is_main_process
+
+    if config.verbose and is_main_process():
         print(msg, flush=True)
+
+
+def _is_main() -> bool:
+    from tutorlib.train import is_main_process
+
+    return is_main_process()
+
+
+def examples_per_process(trainer: Any) -> list[int]:
+    """How many training examples each process trained on (one entry without ``torchrun``).
+
+    >>> class T: examples_seen = 12; dist = type("D", (), {"enabled": False})()
+    >>> examples_per_process(T())
+    [12]
+    """
+    if not trainer.dist.enabled:
+        return [int(trainer.examples_seen)]
+    import torch.distributed as dist
+
+    seen: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, int(trainer.examples_seen))
+    return [int(n) for n in seen]
 
 
 def _check_out(config: FinetuneConfig, out: Path, settings: dict[str, Any]) -> None:
@@ -213,8 +238,9 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
                  f"{counts}; method {config.method} ({int(summary['trainable']):,} trainable parameters, "
                  f"{summary['percent']:.2f} %), lr {lr:g}, {config.epochs} epoch(s), batch {config.batch_size}, "
                  f"device {device}")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "run_config.json", settings)
+    if _is_main():  # under torchrun the first process alone writes the output folder
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "run_config.json", settings)
     trainer = Trainer(model, lr=lr, device=device, precision=config.precision, batch_size=config.batch_size,
                       collate_fn=text_collate(tokenizer, config.max_length), seed=config.seed,
                       metrics=("accuracy", "f1"), checkpoint_dir=out / "checkpoints",
@@ -231,11 +257,10 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
     per_class = {n: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
                      "support": int((targets == i).sum())} for i, n in enumerate(names)}
     val_acc = float((logits.argmax(1) == targets).float().mean())
-    # 5. artefacts
+    seen = examples_per_process(trainer)
+    # 5. artefacts (the first process only)
     extra = {"task": config.task, "labels": names, "text_col": config.text_col, "label_col": config.label_col,
              "max_length": config.max_length}
-    save_trained(trainer.unwrapped_model, out, base=model_arg, extra=extra)
-    atomic_write_json(out / "labels.json", {"labels": names, "label_to_id": {n: i for i, n in enumerate(names)}})
     metrics = {
         **settings, "data": str(config.data), "val_data": config.val_data, "train_size": len(train_ds),
         "val_size": len(val_ds), "class_counts": counts, "lr": lr, "epochs": config.epochs,
@@ -244,7 +269,12 @@ def run_classification(config: FinetuneConfig) -> dict[str, Any]:
         "trainable_percent": float(summary["percent"]), "seconds": seconds,
         "val_accuracy": val_acc, "val_macro_f1": f1_score(logits, targets, num_classes=len(names)),
         "per_class": per_class, "confusion_matrix": cm.tolist(), "history": history.to_dict(),
+        "processes": len(seen), "examples_per_process": seen,
     }
+    if not trainer.is_main:
+        return metrics
+    save_trained(trainer.unwrapped_model, out, base=model_arg, extra=extra)
+    atomic_write_json(out / "labels.json", {"labels": names, "label_to_id": {n: i for i, n in enumerate(names)}})
     atomic_write_json(out / "metrics.json", metrics)
     _say(config, f"done in {seconds:.1f} s: validation accuracy {100 * val_acc:.1f} %, macro-F1 "
                  f"{100 * metrics['val_macro_f1']:.1f} %. Model in {out} — try: tutorlib predict --model {out} \"some text\"")

@@ -193,6 +193,7 @@ class Trainer:
         self.batch_index = 0          # the micro-batch being trained, within the epoch
         self.batches_per_epoch = 0
         self.loss_sum, self.loss_count = 0.0, 0  # the running epoch's training loss
+        self.examples_seen = 0  # training examples this process has trained on (its share under DDP)
         self.should_stop = False
         self.history = History()
         if live and self.is_main:
@@ -492,6 +493,7 @@ class Trainer:
                 self.batch_index = i
                 at_boundary = (i + 1) % self.grad_accum == 0 or i + 1 == self.batches_per_epoch  # ends a step
                 loss_value = self._train_batch(batch, at_boundary)
+                self.examples_seen += _batch_size_of(batch)
                 self.loss_sum += loss_value
                 self.loss_count += 1
                 if bar is not None:
