@@ -170,3 +170,46 @@ def test_uses_reference_sees_aliases_and_wrappers() -> None:
     assert uses_reference(functools.wraps(describe)(lambda x: describe(x)), ref)
     assert uses_reference(lambda x: x, ref) is None
     assert uses_reference(good, ()) is None
+
+
+# --------------------------------------------------------------------------- the grader's source scan
+
+
+def test_the_source_scan_finds_grading_imports_and_the_reference_in_answer_cells_only() -> None:
+    from tutorlib.grading.grader import _Cell, _static_findings
+
+    ex = get_exercise("ex97_1")
+    setup = _Cell(0, "import torch\nfrom tutorlib.grading import check, hint\nfrom tutorlib.grading import compare as C")
+    answer = _Cell(1, "def scale(x, k):\n    C.describe(x)\n    return k * x", exercise="ex97_1")
+    own = _Cell(2, "import tutorlib.grading.registry  # the notebook's own check cell is not scanned", is_check=True)
+    demo = _Cell(3, "print(C.describe(torch.ones(1)))")  # the library used outside the answer: fine
+    found = _static_findings([setup, answer, own, demo], {"ex97_1": ex})
+    assert found["ex97_1"].startswith("the notebook imports the grading code (cell 0: `from tutorlib.grading import compare as C`")
+    setup.source = "import torch\nimport tutorlib.grading.compare as C\n"
+    assert "imports the grading code" in _static_findings([setup, answer], {"ex97_1": ex})["ex97_1"]
+    # A reference that is not grading code (re-exported under another name) is found in the answer cell only.
+    import tutorlib.grading.compare as compare_module
+
+    reference = ("tutorlib.grading.compare.describe",)
+    from tutorlib.grading import static
+
+    aliases = static.imports_of("from tutorlib.grading.compare import describe as d")
+    assert static.reference_uses("y = d(x)", reference, aliases) == list(reference)
+    assert static.reference_uses("def d(x):\n    return 1\ny = d(x)", reference, aliases) == []
+    assert compare_module.describe is not None
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+def test_no_course_notebook_trips_the_source_scan(folder: str) -> None:
+    from pathlib import Path
+
+    import nbformat
+
+    from tutorlib.grading import static
+
+    for path in sorted((Path(__file__).resolve().parents[1] / folder).glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            meta = cell.get("metadata", {}).get("tutorlib", {})
+            if cell.cell_type == "code" and "check" not in meta and "hint" not in meta:
+                assert static.grading_imports(cell.source) == [], f"{path.name} cell {i}"
