@@ -67,6 +67,13 @@ def test_typical_mistakes_get_specific_hints():
     status, msg = run("ex13_3", fgsm=wrong_way)
     assert status == "fail" and "wrong way" in msg
 
+    def needs_grad_mode(m, x, y, eps):  # right, but fails when called under torch.no_grad() (issue 24)
+        xa = x.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(m(xa), y), xa)
+        return (x + eps * g.sign()).clamp(0, 1).detach()
+    status, msg = run("ex13_3", fgsm=needs_grad_mode)
+    assert status == "fail" and "torch.no_grad()" in msg and "torch.enable_grad()" in msg
+
     def tpr_only(y, p, g):
         return float(max(p[(g == k) & (y == 1)].mean() for k in set(g)) - min(p[(g == k) & (y == 1)].mean() for k in set(g)))
     status, msg = run("ex13_4", equalized_odds_gap=tpr_only)

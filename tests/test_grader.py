@@ -229,12 +229,18 @@ def test_deleted_duplicated_and_reordered_cells(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the command line
 
 
+def _raising_cell_and_a_hint(nb: nbformat.NotebookNode) -> None:
+    nb.cells.insert(2, nbformat.v4.new_code_cell("\nundefined_name + 1  # a cell outside the exercises"))
+    shown = nbformat.v4.new_output("stream", name="stdout", text="💡 ex00_1 hint 2 of 2: the shape is (n, 1, 8, 8)\n")
+    nb.cells.insert(3, nbformat.v4.new_code_cell('hint("ex00_1")', metadata={"tutorlib": {"hint": "ex00_1"}}, outputs=[shown]))
+
+
 def test_cli_table_json_and_exit_code_2_for_a_corrupt_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = make_notebook(tmp_path, "00_shape.ipynb", {
         "ex00_1": "def make_batch(n, device):\n    return torch.rand(n, 64, device=device)",
         "ex00_5": "def normalize(x, eps=1e-5):\n    d = tuple(range(1, x.dim()))\n"
                   "    return ((x - x.mean(d, keepdim=True)) / (x.std(d, keepdim=True, correction=0) + eps)).float()",
-    })
+    }, transform=_raising_cell_and_a_hint)
     corrupt = tmp_path / "00_corrupt.ipynb"
     corrupt.write_text(SOLUTION.read_text()[:700])
     out = tmp_path / "report.json"
@@ -253,7 +259,12 @@ def test_cli_table_json_and_exit_code_2_for_a_corrupt_notebook(tmp_path: Path, c
     ex5 = shape_nb["exercises"]["ex00_5"]
     assert ex5["status"] == "fail" and "dtype torch.float32, expected torch.float64" in ex5["message"]
     assert set(ex5) == {"id", "status", "score", "max_score", "seconds", "message", "seed", "hints"}
-    assert isinstance(ex5["seed"], int) and isinstance(shape_nb["seed"], int) and shape_nb["cell_errors"] == []
+    assert isinstance(ex5["seed"], int) and isinstance(shape_nb["seed"], int) and ex5["hints"] == 0
+    assert shape_nb["exercises"]["ex00_1"]["hints"] == 2  # what the saved outputs say was shown
+    # A cell outside the exercises that raised is listed (issue 24): its index, first line and exception line.
+    assert shape_nb["cell_errors"] == [{"cell": 2, "source": "undefined_name + 1  # a cell outside the exercises",
+                                        "error": "NameError: name 'undefined_name' is not defined"}]
+    assert "1 cell outside the exercises did not run cleanly" in text and "cell 2" in text
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"a": 1}', ""])

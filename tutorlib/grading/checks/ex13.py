@@ -137,7 +137,17 @@ def check_fgsm(ctx: CheckContext) -> str:
         elif (out < 0).any() or (out > 1).any():
             hint = "clamp the result to the valid pixel range [0, 1]"
         expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.fgsm"
+    # The lesson calls fgsm inside `with torch.no_grad():` (evaluating the attacked model): it must still work there.
+    call = "fgsm(model, x, y, eps=0.1) inside `with torch.no_grad():`"
+    enable = "turn gradients back on inside fgsm with `with torch.enable_grad():` around the loss and torch.autograd.grad"
+    try:
+        with torch.no_grad():
+            out = call_safely(fn, model, x, y, 0.1, name="fgsm")
+    except CheckFailed as exc:
+        raise CheckFailed(f"{call} fails ({exc}): the lesson attacks the model under no_grad, so {enable}") from None
+    out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
+    expect_close(out, fgsm(model, x, y, 0.1), f"the result of {call}", atol=1e-5, hint=enable)
+    return "matches tutorlib.frontiers.fgsm, also under torch.no_grad()"
 
 
 @register("ex13_4", points=2, timeout=60)
