@@ -93,6 +93,23 @@ def test_ex06_3_and_5_counting():
     assert check("ex06_3", count_lora_parameters=count).status == "pass"
     assert "counted the full weight matrices" in check("ex06_3", count_lora_parameters=full_matrices).message
     assert "expected a Python int" in check("ex06_3", count_lora_parameters=lambda m, t, r: 1.5).message
+    # Issue 22: matching by substring passed on the tiny BERT alone; look-alike names now tell it apart.
+    def substring(model, targets, r):
+        return sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and any(t in n for t in targets))
+
+    def no_dot(model, targets, r):
+        return sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and any(n.endswith(t) for t in targets))
+
+    def any_type(model, targets, r):
+        return sum(r * sum(p.shape[0] + p.shape[1] for p in [m.weight.flatten(2).squeeze(-1) if m.weight.dim() > 2 else m.weight])
+                   for n, m in model.named_modules()
+                   if hasattr(m, "weight") and m.weight is not None and m.weight.dim() >= 2 and any(n == t or n.endswith("." + t) for t in targets))
+
+    assert "merely contain a target" in check("ex06_3", count_lora_parameters=substring).message
+    assert "'subquery' ends with 'query'" in check("ex06_3", count_lora_parameters=no_dot).message
+    assert check("ex06_3", count_lora_parameters=any_type).status == "fail"
     assert check("ex06_5", largest_rank=rank, count_lora_parameters=count).status == "pass"
     off_by_one = check("ex06_5", largest_rank=lambda m, t, b: rank(m, t, b) + 1).message
     assert "more than the budget" in off_by_one

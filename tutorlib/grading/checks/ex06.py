@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..compare import CheckFailed, call_safely, expect_close, expect_finite, expect_number, expect_tensor
+from ..protocol import exercise
 from ..registry import CheckContext, register
 
 __all__ = ["reference_count_lora_parameters", "reference_largest_rank", "reference_merged_linear",
@@ -201,28 +202,106 @@ def check_merged_linear(ctx: CheckContext) -> None:
         expect_close(out(x).detach(), layer(x).detach(), f"{what}(x) vs layer(x)", atol=1e-4, rtol=1e-4)
 
 
-@register("ex06_3", points=1, timeout=60)
-def check_count_lora_parameters(ctx: CheckContext) -> None:
-    """``count_lora_parameters(model, target_modules, r)`` equals the reference on a tiny BERT, model untouched."""
-    count = ctx.function("count_lora_parameters")
-    model = _tiny_bert(ctx)
-    cases = ((["query", "value"], 4), (["query", "key", "value", "dense"], 2), (["dense"], 8),
-             (["attention.output.dense"], 3))
-    for targets, r in cases:
-        call = f"count_lora_parameters(tiny_bert, {targets}, r={r})"
-        got = expect_number(call_safely(count, model, targets, r, name="count_lora_parameters"), f"the result of {call}", int)
-        want = reference_count_lora_parameters(model, targets, r)
-        if got == want:
-            continue
-        linear = _targets(model, targets)
-        hint = "add r * (in_features + out_features) for every nn.Linear whose name ends with a target"
-        if got == sum(m.in_features * m.out_features for m in linear):
-            hint = "you counted the full weight matrices: LoRA adds r·(in + out) per layer, not in·out"
-        elif got == sum(2 * r * m.in_features for m in linear):
-            hint = "in and out features differ in some layers (the feed-forward ones): use both"
-        elif targets == ["dense"] and got == reference_count_lora_parameters(model, ["attention.output.dense"], r):
-            hint = "'dense' matches every module whose name ends with '.dense' (attention output and both feed-forward layers)"
-        raise CheckFailed(f"{call} gave {got:,}, expected {want:,}: {hint}")
+def _plain_bert() -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=60, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40)
+    with torch.random.fork_rng():  # only the structure matters for counting
+        return BertModel(cfg).eval()
+
+
+def _from_spec(spec: list) -> nn.Module:
+    """A model whose modules are named by ``spec``: rows ``(dotted name, kind, in, out)``, kind "linear" or "conv"."""
+    root = nn.Module()
+    for name, kind, fan_in, fan_out in spec:
+        *path, leaf = name.split(".")
+        parent = root
+        for part in path:
+            if not hasattr(parent, part):
+                parent.add_module(part, nn.Module())
+            parent = getattr(parent, part)
+        layer = nn.Linear(fan_in, fan_out) if kind == "linear" else nn.Conv1d(fan_in, fan_out, 1)
+        parent.add_module(leaf, layer)
+    return root
+
+
+def _tricky_spec(gen: torch.Generator) -> list:
+    """Module names where matching by substring, or by suffix without the dot, or ignoring the type, counts wrong."""
+    def size() -> int:
+        return int(torch.randint(3, 30, (1,), generator=gen))
+
+    spec = []
+    for i in range(2):
+        spec += [(f"blocks.{i}.attn.query", "linear", size(), size()),
+                 (f"blocks.{i}.attn.query_proj", "linear", size(), size()),   # contains "query", does not end with it
+                 (f"blocks.{i}.attn.subquery", "linear", size(), size()),     # ends with "query", not with ".query"
+                 (f"blocks.{i}.mlp.dense", "linear", size(), size()),
+                 (f"blocks.{i}.mlp.dense_out", "linear", size(), size())]
+    spec += [("value", "linear", size(), size()),                            # a top-level name equal to the target
+             ("stem.query", "conv", size(), size())]                         # the right name, not an nn.Linear
+    return spec
+
+
+_BERT_CASES = ((["query", "value"], 4), (["query", "key", "value", "dense"], 2), (["dense"], 8),
+               (["attention.output.dense"], 3))
+
+
+@exercise("ex06_3", points=1, timeout=60)
+class CountLoraParametersCheck:
+    """``count_lora_parameters(model, target_modules, r)`` equals the reference on a tiny BERT and on a model whose
+    module names tell suffix matching (``name == t or name.endswith("." + t)``, nn.Linear only) from substring matching."""
+
+    names = ("count_lora_parameters",)
+    hints = (
+        "walk model.named_modules(); keep the nn.Linear modules whose name equals a target or ends with '.' + target.",
+        "each kept layer adds r * (in_features + out_features).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        spec = _tricky_spec(gen)
+        r = int(torch.randint(2, 9, (1,), generator=gen))
+        return {"spec": spec, "tricky": [(["query", "value"], r), (["dense"], r), (["blocks.1.attn.query"], r)]}
+
+    def _cases(self, inputs: dict) -> list:
+        bert, tricky = _plain_bert(), _from_spec(inputs["spec"])
+        return [("tiny_bert", bert, t, r) for t, r in _BERT_CASES] + \
+               [("a model with look-alike names", tricky, list(t), r) for t, r in inputs["tricky"]]
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        count = learner.function("count_lora_parameters")
+        return [learner.call(count, model.to(learner.device), targets, r, name="count_lora_parameters")
+                for _, model, targets, r in self._cases(inputs)]
+
+    def compare(self, inputs: dict, outputs: list) -> None:
+        for (label, model, targets, r), got in zip(self._cases(inputs), outputs):
+            call = f"count_lora_parameters({label}, {targets}, r={r})"
+            got = expect_number(got, f"the result of {call}", int)
+            want = reference_count_lora_parameters(model, targets, r)
+            if got == want:
+                continue
+            linear = _targets(model, targets)
+            hint = "add r * (in_features + out_features) for every nn.Linear whose name ends with a target"
+            substring = sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                            if n and isinstance(m, nn.Linear) and any(t in n for t in targets))
+            no_dot = sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                         if n and isinstance(m, nn.Linear) and any(n.endswith(t) for t in targets))
+            any_type = sum(r * (m.in_channels + m.out_channels) if isinstance(m, nn.Conv1d) else
+                           r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                           if isinstance(m, (nn.Linear, nn.Conv1d)) and any(n == t or n.endswith("." + t) for t in targets))
+            if got == sum(m.in_features * m.out_features for m in linear):
+                hint = "you counted the full weight matrices: LoRA adds r·(in + out) per layer, not in·out"
+            elif got == sum(2 * r * m.in_features for m in linear):
+                hint = "in and out features differ in some layers (the feed-forward ones): use both"
+            elif label == "tiny_bert" and targets == ["dense"] and got == reference_count_lora_parameters(model, ["attention.output.dense"], r):
+                hint = "'dense' matches every module whose name ends with '.dense' (attention output and both feed-forward layers)"
+            elif got == substring:
+                hint = ("you matched names that merely contain a target (like 'query_proj' for 'query'): a target matches a "
+                        "name that equals it or ends with '.' + target")
+            elif got == no_dot:
+                hint = "'subquery' ends with 'query' but is not the module 'query': match name == t or name.endswith('.' + t)"
+            elif got == any_type:
+                hint = "only nn.Linear layers get LoRA here: skip other modules with a matching name (check isinstance)"
+            raise CheckFailed(f"{call} gave {got:,}, expected {want:,}: {hint}")
 
 
 @register("ex06_4", points=2, timeout=60)
