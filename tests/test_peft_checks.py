@@ -171,7 +171,7 @@ def test_ex06_6_experiment_with_a_tiny_encoder():
     torch.manual_seed(0)
     enc = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                intermediate_size=64))
-    val = load_reviews("val", limit=8)
+    val = load_reviews("val", limit=64)  # the exercise's validation slice outside smoke mode
     model = build_model("lora", r=4, encoder=enc)
     untrained = {"exp_model": model, "exp_val": val, "exp_trainable_percent": 1.0, "exp_val_accuracy": 0.5}
     assert "not trained" in check("ex06_6", **untrained).message
@@ -185,6 +185,18 @@ def test_ex06_6_experiment_with_a_tiny_encoder():
     assert "not a percentage" in check("ex06_6", **dict(ns, exp_val_accuracy=100 * acc)).message if acc > 0 else True
     assert "exp_trainable_percent" in check("ex06_6", **dict(ns, exp_trainable_percent=pct / 100)).message
     assert "r=4" in check("ex06_6", **dict(ns, exp_model=build_model("lora", r=2, encoder=enc))).message
+    # Issue 22: any non-zero lora_B passed, measured on the learner's own exp_val. The grader now re-measures the
+    # accuracy from the weights on the validation reviews it loads itself.
+    fake = build_model("lora", r=4, encoder=enc)
+    with torch.no_grad():
+        for name, p in fake.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.01)
+    own_val = torch.utils.data.Subset(val, [0, 1])  # a hand-picked "validation set" the model happens to get right
+    made_up = {"exp_model": fake, "exp_val": own_val, "exp_trainable_percent": pct, "exp_val_accuracy": 1.0}
+    message = check("ex06_6", **made_up).message
+    assert check("ex06_6", **made_up).status == "fail" and "re-measured from exp_model's weights" in message
+    assert "re-measured" in check("ex06_6", **dict(ns, exp_val_accuracy=min(1.0, acc + 0.25) if acc < 0.75 else acc - 0.25)).message
 
 
 @pytest.mark.parametrize("ex", [f"ex06_{i}" for i in range(1, 8)])
