@@ -115,41 +115,75 @@ class _TinyNet(nn.Module):
         return self.lin(torch.tanh(x.flatten(1) * 2))
 
 
-@register("ex13_3", points=2, timeout=60)
-def check_fgsm(ctx: CheckContext) -> str:
-    """``fgsm(model, x, y, eps)`` → ``(x + eps * sign(grad_x loss)).clamp(0, 1)``, detached, input untouched."""
-    fn = ctx.function("fgsm")
-    with preserved_rng():  # nn.Linear's default init draws from the global RNG
-        model = _TinyNet(ctx.generator).to(ctx.device).eval()
-    x = torch.rand(6, 1, 4, 4, generator=ctx.generator).to(ctx.device)
-    y = ctx.randint(3, 6)
-    for eps in (0.1, 0.3):
-        call = f"fgsm(model, x, y, eps={eps})"
-        out = call_safely(fn, model, x, y, eps, name="fgsm")
-        out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
-        expect_finite(out, f"the result of {call}")
-        if out.requires_grad:
-            raise CheckFailed(f"the result of {call} still requires grad: return x_adv.detach()")
-        want = fgsm(model, x, y, eps)
-        hint = "x_adv = (x + eps * grad.sign()).clamp(0, 1) with grad the gradient of the cross-entropy w.r.t. x"
-        if torch.allclose(out.cpu(), (x - eps * (want - x).sign()).clamp(0, 1).cpu(), atol=1e-6):
-            hint = "you stepped the wrong way: FGSM *increases* the loss, x + eps * sign(grad)"
-        elif (out - x).abs().max() > eps + 1e-6:
-            hint = f"the perturbation must stay within eps={eps} per pixel"
-        elif (out < 0).any() or (out > 1).any():
-            hint = "clamp the result to the valid pixel range [0, 1]"
-        expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
-    # The lesson calls fgsm inside `with torch.no_grad():` (evaluating the attacked model): it must still work there.
-    call = "fgsm(model, x, y, eps=0.1) inside `with torch.no_grad():`"
-    enable = "turn gradients back on inside fgsm with `with torch.enable_grad():` around the loss and torch.autograd.grad"
-    try:
-        with torch.no_grad():
-            out = call_safely(fn, model, x, y, 0.1, name="fgsm")
-    except CheckFailed as exc:
-        raise CheckFailed(f"{call} fails ({exc}): the lesson attacks the model under no_grad, so {enable}") from None
-    out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
-    expect_close(out, fgsm(model, x, y, 0.1), f"the result of {call}", atol=1e-5, hint=enable)
-    return "matches tutorlib.frontiers.fgsm, also under torch.no_grad()"
+def _tiny_net(state: dict[str, torch.Tensor]) -> nn.Module:
+    with torch.random.fork_rng():
+        net = _TinyNet(torch.Generator())
+    net.load_state_dict(state)
+    return net.eval()
+
+
+@exercise("ex13_3", points=2, timeout=60)
+class FGSMCheck:
+    """``fgsm(model, x, y, eps)`` → ``(x + eps * sign(grad_x loss)).clamp(0, 1)``, detached, input untouched, and
+    working when called inside ``torch.no_grad()`` as the lesson does."""
+
+    names = ("fgsm",)
+    reference = ("tutorlib.frontiers.fgsm", "tutorlib.frontiers.adversarial.fgsm", "tutorlib.frontiers.adversarial.pgd",
+                 "tutorlib.frontiers.pgd")
+    hints = (
+        "x_adv = x.detach().clone().requires_grad_(True); loss = F.cross_entropy(model(x_adv), y); "
+        "(grad,) = torch.autograd.grad(loss, x_adv).",
+        "return (x + eps * grad.sign()).clamp(0, 1).detach(), and wrap the gradient part in `with torch.enable_grad():` "
+        "so it also works under torch.no_grad().",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        with torch.random.fork_rng():
+            state = dict(_TinyNet(gen).state_dict())
+        return {"state": state, "x": torch.rand(6, 1, 4, 4, generator=gen), "y": torch.randint(3, (6,), generator=gen),
+                "eps": [0.1, 0.3]}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        fn = learner.function("fgsm")
+        dev = learner.device
+        model = _tiny_net(inputs["state"]).to(dev)
+        x, y = inputs["x"].to(dev), inputs["y"].to(dev)
+        outs = [learner.call(fn, model, x, y, eps, name="fgsm") for eps in inputs["eps"]]
+        try:
+            with torch.no_grad():
+                under = {"out": learner.call(fn, model, x, y, inputs["eps"][0], name="fgsm")}
+        except CheckFailed as exc:
+            under = {"error": str(exc)}
+        return {"outs": outs, "no_grad": under}
+
+    def compare(self, inputs: dict, outputs: dict) -> str:
+        model, x, y = _tiny_net(inputs["state"]), inputs["x"], inputs["y"]
+        for eps, out in zip(inputs["eps"], outputs["outs"]):
+            call = f"fgsm(model, x, y, eps={eps})"
+            out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
+            expect_finite(out, f"the result of {call}")
+            if out.requires_grad:
+                raise CheckFailed(f"the result of {call} still requires grad: return x_adv.detach()")
+            out = out.cpu()
+            want = fgsm(model, x, y, eps)
+            hint = "x_adv = (x + eps * grad.sign()).clamp(0, 1) with grad the gradient of the cross-entropy w.r.t. x"
+            if torch.allclose(out, (x - eps * (want - x).sign()).clamp(0, 1), atol=1e-6):
+                hint = "you stepped the wrong way: FGSM *increases* the loss, x + eps * sign(grad)"
+            elif (out - x).abs().max() > eps + 1e-6:
+                hint = f"the perturbation must stay within eps={eps} per pixel"
+            elif (out < 0).any() or (out > 1).any():
+                hint = "clamp the result to the valid pixel range [0, 1]"
+            expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
+        # The lesson calls fgsm inside `with torch.no_grad():` (evaluating the attacked model): it must still work there.
+        eps = inputs["eps"][0]
+        call = f"fgsm(model, x, y, eps={eps}) inside `with torch.no_grad():`"
+        enable = "turn gradients back on inside fgsm with `with torch.enable_grad():` around the loss and torch.autograd.grad"
+        under = outputs["no_grad"]
+        if "error" in under:
+            raise CheckFailed(f"{call} fails ({under['error']}): the lesson attacks the model under no_grad, so {enable}")
+        out = expect_tensor(under["out"], f"the result of {call}", shape=x.shape, dtype=x.dtype)
+        expect_close(out, fgsm(model, x, y, eps), f"the result of {call}", atol=1e-5, hint=enable)
+        return "matches tutorlib.frontiers.fgsm, also under torch.no_grad()"
 
 
 @register("ex13_4", points=2, timeout=60)
