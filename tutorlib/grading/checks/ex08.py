@@ -73,78 +73,119 @@ def reference_chosen_beta(sweep: list[dict[str, Any]], factor: float = SWEEP_RUL
 # --------------------------------------------------------------------------- ex08_1, ex08_2: the VAE's two pieces
 
 
-@register("ex08_1", points=1, timeout=60)
-def check_reparameterize(ctx: CheckContext) -> None:
+@exercise("ex08_1", points=1, timeout=60)
+class ReparameterizeCheck:
     """``reparameterize(mu, logvar, eps)``: z = μ + σ ε with σ = exp(½ log σ²), differentiable in μ and log σ²."""
-    fn = ctx.function("reparameterize")
-    mu, logvar, eps = ctx.randn(6, 4), ctx.randn(6, 4), ctx.randn(6, 4)
-    out = call_safely(fn, mu, logvar, eps, name="reparameterize(mu, logvar, eps)")
-    what = "reparameterize(mu, logvar, eps)"
-    expect_tensor(out, what, shape=mu.shape, dtype=mu.dtype, device=mu.device)
-    expect_finite(out, what)
-    want = reference_reparameterize(mu, logvar, eps)
-    hint = ""
-    if torch.allclose(out, mu + logvar.exp() * eps, atol=1e-5):
-        hint = "you scaled eps by σ² = exp(logvar): the standard deviation is σ = exp(0.5 * logvar)"
-    elif torch.allclose(out, mu + logvar * eps, atol=1e-5):
-        hint = "logvar is log σ², not σ: use std = torch.exp(0.5 * logvar)"
-    elif torch.allclose(out, mu + torch.exp(0.5 * logvar), atol=1e-5):
-        hint = "multiply the standard deviation by eps (the noise is what makes it a sample)"
-    elif not torch.allclose(out, want, atol=1e-4) and (out - mu).abs().max() > 0 and eps.abs().max() > 0:
-        hint = "use the eps you were given (do not draw new noise): z = mu + torch.exp(0.5 * logvar) * eps"
-    expect_close(out, want, what, atol=1e-5, rtol=1e-5, hint=hint)
-    # The point of the trick: gradients reach mu and logvar.
-    m, lv = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
-    z = fn(m, lv, eps.clone())
-    if not isinstance(z, torch.Tensor) or not z.requires_grad:
-        raise CheckFailed("the result does not depend differentiably on mu and logvar: compute it with torch operations "
-                          "on the tensors you were given (no .detach(), .item() or torch.normal(...))")
-    z.sum().backward()
-    if m.grad is None or lv.grad is None:
-        raise CheckFailed("no gradient reached mu or logvar through your z: build z from mu and logvar directly")
-    expect_close(lv.grad, 0.5 * torch.exp(0.5 * logvar) * eps, "d(sum z)/d(logvar)", atol=1e-5, rtol=1e-4)
-    # Statistically it is a draw from N(mu, sigma^2): compare with torch.distributions on many eps.
-    mu1, lv1 = torch.tensor([1.5], device=ctx.device), torch.tensor([math.log(0.25)], device=ctx.device)
-    big = ctx.randn(20000, 1)
-    samples = call_safely(fn, mu1.expand(20000, 1), lv1.expand(20000, 1), big, name=what)
-    ref = torch.distributions.Normal(mu1, torch.exp(0.5 * lv1))
-    if abs(float(samples.mean()) - float(ref.mean)) > 0.02 or abs(float(samples.std()) - float(ref.stddev)) > 0.02:
-        raise CheckFailed(f"20,000 draws with mu=1.5, σ=0.5 have mean {float(samples.mean()):.3f} and std "
-                          f"{float(samples.std()):.3f}, expected about 1.5 and 0.5")
+
+    names = ("reparameterize",)
+    reference = ("tutorlib.generative.vae.reparameterize",)
+    hints = (
+        "logvar is log σ², so the standard deviation is σ = torch.exp(0.5 * logvar).",
+        "z = mu + torch.exp(0.5 * logvar) * eps, using the eps you were given.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"mu": torch.randn(6, 4, generator=gen), "logvar": torch.randn(6, 4, generator=gen),
+                "eps": torch.randn(6, 4, generator=gen), "big": torch.randn(20000, 1, generator=gen)}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        fn, dev = learner.function("reparameterize"), learner.device
+        mu, logvar, eps = (inputs[k].to(dev) for k in ("mu", "logvar", "eps"))
+        what = "reparameterize(mu, logvar, eps)"
+        out = learner.call(fn, mu, logvar, eps, name=what)
+        m, lv = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
+        z = learner.call(fn, m, lv, eps.clone(), name=what, mutable=(0, 1))
+        grads: Any = None
+        if isinstance(z, torch.Tensor) and z.requires_grad:
+            z.sum().backward()
+            grads = {"mu": m.grad, "logvar": lv.grad}
+        mu1, lv1 = torch.tensor([1.5], device=dev), torch.tensor([math.log(0.25)], device=dev)
+        samples = learner.call(fn, mu1.expand(20000, 1), lv1.expand(20000, 1), inputs["big"].to(dev), name=what)
+        return {"out": out, "differentiable": bool(isinstance(z, torch.Tensor) and z.requires_grad), "grads": grads,
+                "samples": samples}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        mu, logvar, eps = inputs["mu"], inputs["logvar"], inputs["eps"]
+        what = "reparameterize(mu, logvar, eps)"
+        out = expect_tensor(outputs["out"], what, shape=mu.shape, dtype=mu.dtype, device=self.device)
+        expect_finite(out, what)
+        out = out.detach().cpu()
+        want = reference_reparameterize(mu, logvar, eps)
+        hint = ""
+        if torch.allclose(out, mu + logvar.exp() * eps, atol=1e-5):
+            hint = "you scaled eps by σ² = exp(logvar): the standard deviation is σ = exp(0.5 * logvar)"
+        elif torch.allclose(out, mu + logvar * eps, atol=1e-5):
+            hint = "logvar is log σ², not σ: use std = torch.exp(0.5 * logvar)"
+        elif torch.allclose(out, mu + torch.exp(0.5 * logvar), atol=1e-5):
+            hint = "multiply the standard deviation by eps (the noise is what makes it a sample)"
+        elif not torch.allclose(out, want, atol=1e-4) and (out - mu).abs().max() > 0 and eps.abs().max() > 0:
+            hint = "use the eps you were given (do not draw new noise): z = mu + torch.exp(0.5 * logvar) * eps"
+        expect_close(out, want, what, atol=1e-5, rtol=1e-5, hint=hint)
+        # The point of the trick: gradients reach mu and logvar.
+        if not outputs["differentiable"]:
+            raise CheckFailed("the result does not depend differentiably on mu and logvar: compute it with torch operations "
+                              "on the tensors you were given (no .detach(), .item() or torch.normal(...))")
+        grads = outputs["grads"]
+        if not isinstance(grads, dict) or grads.get("mu") is None or grads.get("logvar") is None:
+            raise CheckFailed("no gradient reached mu or logvar through your z: build z from mu and logvar directly")
+        expect_close(grads["logvar"], 0.5 * torch.exp(0.5 * logvar) * eps, "d(sum z)/d(logvar)", atol=1e-5, rtol=1e-4)
+        # Statistically it is a draw from N(mu, sigma^2): compare with torch.distributions on many eps.
+        samples = expect_tensor(outputs["samples"], what, shape=(20000, 1)).detach().cpu()
+        ref = torch.distributions.Normal(torch.tensor([1.5]), torch.tensor([0.5]))
+        if abs(float(samples.mean()) - float(ref.mean)) > 0.02 or abs(float(samples.std()) - float(ref.stddev)) > 0.02:
+            raise CheckFailed(f"20,000 draws with mu=1.5, σ=0.5 have mean {float(samples.mean()):.3f} and std "
+                              f"{float(samples.std()):.3f}, expected about 1.5 and 0.5")
 
 
-@register("ex08_2", points=2, timeout=60)
-def check_kl(ctx: CheckContext) -> None:
+@exercise("ex08_2", points=2, timeout=60)
+class KLCheck:
     """``kl_to_standard_normal(mu, logvar)``: one KL value per row (summed over latent dims), equal to torch.distributions."""
-    fn = ctx.function("kl_to_standard_normal")
-    mu, logvar = 1.5 * ctx.randn(7, 5), ctx.randn(7, 5)
-    what = "kl_to_standard_normal(mu, logvar) for mu, logvar of shape (7, 5)"
-    out = call_safely(fn, mu, logvar, name="kl_to_standard_normal")
-    std = torch.exp(0.5 * logvar)
-    per_dim = torch.distributions.kl_divergence(torch.distributions.Normal(mu, std),
-                                                torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu)))
-    want = per_dim.sum(dim=1)
-    if isinstance(out, torch.Tensor) and out.shape == (7, 5):
-        raise CheckFailed(f"{what} has shape (7, 5), expected (7,): sum the per-dimension KL over the latent "
-                          "dimension (dim=1), one value per image")
-    if isinstance(out, torch.Tensor) and out.dim() == 0:
-        raise CheckFailed(f"{what} is a single number, expected one value per row, shape (7,): sum over dim=1 only "
-                          "(the training loss takes the batch mean later)")
-    expect_tensor(out, what, shape=want.shape, dtype=mu.dtype, device=mu.device)
-    expect_finite(out, what)
-    hint = ""
-    if torch.allclose(out, -want, atol=1e-4):
-        hint = "the sign is flipped: KL = 0.5 * sum(mu² + σ² − 1 − log σ²) is never negative"
-    elif torch.allclose(out, 2 * want, atol=1e-4):
-        hint = "you forgot the factor 0.5"
-    elif torch.allclose(out, 0.5 * (mu**2 + logvar - 1 - torch.log(logvar.abs() + 1e-12)).sum(1), atol=1e-4):
-        hint = "logvar is log σ² already: σ² = exp(logvar)"
-    expect_close(out, want, f"{what}, compared with torch.distributions.kl_divergence(Normal(mu, σ), Normal(0, 1)).sum(1)",
-                 atol=1e-4, rtol=1e-4, hint=hint)
-    zero = call_safely(fn, torch.zeros(3, 4, device=ctx.device), torch.zeros(3, 4, device=ctx.device),
-                       name="kl_to_standard_normal")
-    expect_close(zero, torch.zeros(3), "the KL of N(0, 1) to itself", atol=1e-6, rtol=0)
-    expect_close(out, kl_standard_normal(mu, logvar, "sum"), what, atol=1e-4, rtol=1e-4)
+
+    names = ("kl_to_standard_normal",)
+    reference = ("tutorlib.generative.vae.kl_standard_normal",)
+    hints = (
+        "per latent dimension: KL = 0.5 * (mu² + σ² − 1 − log σ²) with σ² = exp(logvar).",
+        "sum it over dim=1: one value per row, shape (B,).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"mu": 1.5 * torch.randn(7, 5, generator=gen), "logvar": torch.randn(7, 5, generator=gen)}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        fn, dev = learner.function("kl_to_standard_normal"), learner.device
+        out = learner.call(fn, inputs["mu"].to(dev), inputs["logvar"].to(dev), name="kl_to_standard_normal")
+        zero = learner.call(fn, torch.zeros(3, 4, device=dev), torch.zeros(3, 4, device=dev), name="kl_to_standard_normal")
+        return {"out": out, "zero": zero}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        mu, logvar = inputs["mu"], inputs["logvar"]
+        what = "kl_to_standard_normal(mu, logvar) for mu, logvar of shape (7, 5)"
+        out = outputs["out"]
+        std = torch.exp(0.5 * logvar)
+        per_dim = torch.distributions.kl_divergence(torch.distributions.Normal(mu, std),
+                                                    torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu)))
+        want = per_dim.sum(dim=1)
+        if isinstance(out, torch.Tensor) and out.shape == (7, 5):
+            raise CheckFailed(f"{what} has shape (7, 5), expected (7,): sum the per-dimension KL over the latent "
+                              "dimension (dim=1), one value per image")
+        if isinstance(out, torch.Tensor) and out.dim() == 0:
+            raise CheckFailed(f"{what} is a single number, expected one value per row, shape (7,): sum over dim=1 only "
+                              "(the training loss takes the batch mean later)")
+        expect_tensor(out, what, shape=want.shape, dtype=mu.dtype, device=self.device)
+        expect_finite(out, what)
+        out = out.detach().cpu()
+        hint = ""
+        if torch.allclose(out, -want, atol=1e-4):
+            hint = "the sign is flipped: KL = 0.5 * sum(mu² + σ² − 1 − log σ²) is never negative"
+        elif torch.allclose(out, 2 * want, atol=1e-4):
+            hint = "you forgot the factor 0.5"
+        elif torch.allclose(out, 0.5 * (mu**2 + logvar - 1 - torch.log(logvar.abs() + 1e-12)).sum(1), atol=1e-4):
+            hint = "logvar is log σ² already: σ² = exp(logvar)"
+        expect_close(out, want, f"{what}, compared with torch.distributions.kl_divergence(Normal(mu, σ), Normal(0, 1)).sum(1)",
+                     atol=1e-4, rtol=1e-4, hint=hint)
+        zero = expect_tensor(outputs["zero"], "the KL of N(0, 1) to itself")
+        expect_close(zero, torch.zeros(3), "the KL of N(0, 1) to itself", atol=1e-6, rtol=0)
+        expect_close(out, kl_standard_normal(mu, logvar, "sum"), what, atol=1e-4, rtol=1e-4)
 
 
 # --------------------------------------------------------------------------- ex08_3: one GAN step
@@ -213,34 +254,50 @@ def check_gan_step(ctx: CheckContext) -> None:
 # --------------------------------------------------------------------------- ex08_4: slerp
 
 
-@register("ex08_4", points=2, timeout=60)
-def check_slerp(ctx: CheckContext) -> None:
+@exercise("ex08_4", points=2, timeout=60)
+class SlerpCheck:
     """``slerp(z0, z1, t)``: (T, D) points on the great circle from z0 to z1; endpoints exact; no NaN when parallel."""
-    fn = ctx.function("slerp")
-    z0, z1 = ctx.randn(16), ctx.randn(16)
-    t = torch.linspace(0, 1, 7, device=ctx.device)
-    what = "slerp(z0, z1, t) with 16-d z0, z1 and 7 values of t"
-    out = call_safely(fn, z0, z1, t, name="slerp")
-    want = reference_slerp(z0, z1, t)
-    expect_tensor(out, what, shape=want.shape, dtype=want.dtype, device=want.device)
-    expect_finite(out, what)
-    lerp = (1 - t[:, None]) * z0 + t[:, None] * z1
-    hint = ""
-    if torch.allclose(out, lerp, atol=1e-4):
-        hint = "that is linear interpolation: weight z0 by sin((1−t)Ω)/sin Ω and z1 by sin(tΩ)/sin Ω, Ω = angle between them"
-    elif torch.allclose(out, torch.flip(want, [0]), atol=1e-4):
-        hint = "the path runs backwards: t=0 must give z0 and t=1 must give z1"
-    expect_close(out, want, what, atol=1e-4, rtol=1e-4, hint=hint)
-    e1, e2 = torch.zeros(3, device=ctx.device), torch.zeros(3, device=ctx.device)
-    e1[0], e2[1] = 1.0, 1.0
-    mid = call_safely(fn, e1, e2, torch.tensor([0.5], device=ctx.device), name="slerp")
-    expect_close(mid, torch.tensor([[math.sqrt(0.5), math.sqrt(0.5), 0.0]]), "slerp of two orthogonal unit vectors at t=0.5",
-                 atol=1e-4, rtol=1e-4, hint="the midpoint of a quarter circle stays on the unit circle")
-    par = call_safely(fn, z0, 2 * z0, t, name="slerp")
-    expect_tensor(par, "slerp(z0, 2·z0, t) (parallel vectors)", shape=want.shape)
-    expect_finite(par, "slerp(z0, 2·z0, t) (parallel vectors): sin Ω = 0 there, so fall back to linear interpolation;")
-    expect_close(par, (1 - t[:, None]) * z0 + t[:, None] * 2 * z0, "slerp(z0, 2·z0, t) (parallel vectors)",
-                 atol=1e-3, rtol=1e-3, hint="when sin Ω is (nearly) 0, return the straight line (1−t)·z0 + t·z1")
+
+    names = ("slerp",)
+    reference = ("tutorlib.generative.widgets.slerp",)
+    hints = (
+        "Ω = the angle between z0 and z1: arccos of the dot product of the normalised vectors.",
+        "z(t) = sin((1−t)Ω)/sin Ω · z0 + sin(tΩ)/sin Ω · z1; when sin Ω ≈ 0 use (1−t)·z0 + t·z1.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"z0": torch.randn(16, generator=gen), "z1": torch.randn(16, generator=gen), "t": torch.linspace(0, 1, 7)}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        fn, dev = learner.function("slerp"), learner.device
+        z0, z1, t = (inputs[k].to(dev) for k in ("z0", "z1", "t"))
+        e1, e2 = torch.zeros(3, device=dev), torch.zeros(3, device=dev)
+        e1[0], e2[1] = 1.0, 1.0
+        return {"out": learner.call(fn, z0, z1, t, name="slerp"),
+                "mid": learner.call(fn, e1, e2, torch.tensor([0.5], device=dev), name="slerp"),
+                "parallel": learner.call(fn, z0, 2 * z0, t, name="slerp")}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        z0, z1, t = inputs["z0"], inputs["z1"], inputs["t"]
+        what = "slerp(z0, z1, t) with 16-d z0, z1 and 7 values of t"
+        want = reference_slerp(z0, z1, t)
+        out = expect_tensor(outputs["out"], what, shape=want.shape, dtype=want.dtype, device=self.device)
+        expect_finite(out, what)
+        out = out.detach().cpu()
+        lerp = (1 - t[:, None]) * z0 + t[:, None] * z1
+        hint = ""
+        if torch.allclose(out, lerp, atol=1e-4):
+            hint = "that is linear interpolation: weight z0 by sin((1−t)Ω)/sin Ω and z1 by sin(tΩ)/sin Ω, Ω = angle between them"
+        elif torch.allclose(out, torch.flip(want, [0]), atol=1e-4):
+            hint = "the path runs backwards: t=0 must give z0 and t=1 must give z1"
+        expect_close(out, want, what, atol=1e-4, rtol=1e-4, hint=hint)
+        mid = expect_tensor(outputs["mid"], "slerp of two orthogonal unit vectors at t=0.5", shape=(1, 3))
+        expect_close(mid, torch.tensor([[math.sqrt(0.5), math.sqrt(0.5), 0.0]]), "slerp of two orthogonal unit vectors at t=0.5",
+                     atol=1e-4, rtol=1e-4, hint="the midpoint of a quarter circle stays on the unit circle")
+        par = expect_tensor(outputs["parallel"], "slerp(z0, 2·z0, t) (parallel vectors)", shape=want.shape)
+        expect_finite(par, "slerp(z0, 2·z0, t) (parallel vectors): sin Ω = 0 there, so fall back to linear interpolation;")
+        expect_close(par, (1 - t[:, None]) * z0 + t[:, None] * 2 * z0, "slerp(z0, 2·z0, t) (parallel vectors)",
+                     atol=1e-3, rtol=1e-3, hint="when sin Ω is (nearly) 0, return the straight line (1−t)·z0 + t·z1")
 
 
 # --------------------------------------------------------------------------- ex08_5: Fréchet distance
