@@ -10,7 +10,6 @@ Reference answers come from :mod:`tutorlib.generative`; every input is drawn fro
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -26,9 +25,8 @@ from tutorlib.generative.vae import kl_standard_normal
 from tutorlib.generative.vae import reparameterize as reference_reparameterize
 from tutorlib.generative.widgets import slerp as reference_slerp
 
-from ..compare import CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor
+from ..compare import CheckFailed, describe, expect_close, expect_finite, expect_number, expect_tensor
 from ..protocol import exercise
-from ..registry import CheckContext, register
 
 __all__ = ["reference_gan_step", "reference_chosen_beta", "SWEEP_RULE"]
 
@@ -191,64 +189,94 @@ class KLCheck:
 # --------------------------------------------------------------------------- ex08_3: one GAN step
 
 
-def _tiny_gan(ctx: CheckContext) -> tuple[nn.Module, nn.Module]:
-    G = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
-    D = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1), nn.Flatten(0))
+def _tiny_gan(states: tuple[dict, dict] | None = None, gen: torch.Generator | None = None) -> tuple[nn.Module, nn.Module]:
+    with torch.random.fork_rng():
+        G = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
+        D = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1), nn.Flatten(0))
     with torch.no_grad():
-        for p in list(G.parameters()) + list(D.parameters()):
-            p.copy_(0.3 * torch.randn(p.shape, generator=ctx.generator))
-    return G.to(ctx.device), D.to(ctx.device)
+        if states is not None:
+            G.load_state_dict(states[0])
+            D.load_state_dict(states[1])
+        else:
+            for p in list(G.parameters()) + list(D.parameters()):
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return G, D
 
 
 def _adam(params: Any) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=2e-3, betas=(0.5, 0.999))
 
 
-@register("ex08_3", points=3, timeout=60)
-def check_gan_step(ctx: CheckContext) -> None:
+@exercise("ex08_3", points=3, timeout=60)
+class GanStepCheck:
     """``gan_train_step(G, D, opt_g, opt_d, real, z)``: D step (real→1, detached fake→0), then G step (fake→1)."""
-    fn = ctx.function("gan_train_step")
-    G, D = _tiny_gan(ctx)
-    G_ref, D_ref = copy.deepcopy(G), copy.deepcopy(D)
-    opt_g, opt_d = _adam(G.parameters()), _adam(D.parameters())
-    ref_g, ref_d = _adam(G_ref.parameters()), _adam(D_ref.parameters())
-    tol = {"atol": 1e-5, "rtol": 1e-4}
-    for call in (1, 2):
-        real = ctx.randn(16, 1, 8, 8).tanh()
-        z = ctx.randn(16, 4)
-        g_before = [p.detach().clone() for p in G.parameters()]
-        out = call_safely(fn, G, D, opt_g, opt_d, real, z, name="gan_train_step", mutable=(0, 1, 2, 3))
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise CheckFailed(f"gan_train_step returned {describe(out)}, expected a pair (d_loss, g_loss) of floats")
-        d_loss = expect_number(out[0], f"d_loss returned by call {call}", float)
-        g_loss = expect_number(out[1], f"g_loss returned by call {call}", float)
-        with torch.no_grad():
-            logits_real = D_ref(real)
-            real_only = float(F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)))
-        want_d, want_g = reference_gan_step(G_ref, D_ref, ref_g, ref_d, real, z)
-        if call == 1 and abs(d_loss - want_d) > 1e-4:
-            hint = ("the discriminator loss is BCE(D(real), 1) + BCE(D(fake), 0) with logits "
-                    "(F.binary_cross_entropy_with_logits), computed before the update")
-            if abs(d_loss - real_only) < 1e-4:
-                hint = "add the loss on the fakes: BCE(D(fake.detach()), zeros)"
-            expect_close(d_loss, want_d, f"d_loss of call {call}", **tol, hint=hint)
-        if all(torch.equal(a, b.detach()) for a, b in zip(g_before, G.parameters())):
-            raise CheckFailed("the generator's parameters did not change: after the discriminator step, compute "
-                              "g_loss, call g_loss.backward() and opt_g.step()")
-        for (name, p), r in zip(D.named_parameters(), D_ref.parameters()):
-            expect_close(p.detach(), r.detach(), f"discriminator parameter {name} after call {call}", **tol,
-                         hint="the D step is: opt_d.zero_grad(); d_loss with the fakes DETACHED "
-                              "(G(z).detach()); d_loss.backward(); opt_d.step() — and the G step must not "
-                              "update D (only opt_g.step())"
-                              + ("; on the second call leftover gradients from the G step reached D: call "
-                                 "opt_d.zero_grad() at the start of the D step" if call == 2 else ""))
-        expect_close(d_loss, want_d, f"d_loss of call {call}", **tol)
-        for (name, p), r in zip(G.named_parameters(), G_ref.parameters()):
-            expect_close(p.detach(), r.detach(), f"generator parameter {name} after call {call}", **tol,
-                         hint="the G step is: opt_g.zero_grad(); g_loss = BCE(D(G(z)), ones) (the non-saturating "
-                              "loss, through the UPDATED discriminator, not detached); g_loss.backward(); opt_g.step()")
-        expect_close(g_loss, want_g, f"g_loss of call {call}", **tol,
-                     hint="return g_loss = BCE(D(fake), 1) measured with the updated discriminator")
+
+    names = ("gan_train_step",)
+    hints = (
+        "D step: opt_d.zero_grad(); d_loss = BCE(D(real), 1) + BCE(D(G(z).detach()), 0) with logits; backward; opt_d.step().",
+        "G step: opt_g.zero_grad(); g_loss = BCE(D(G(z)), 1) through the updated D; backward; opt_g.step(); "
+        "return (d_loss.item(), g_loss.item()).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        G, D = _tiny_gan(gen=gen)
+        calls = [{"real": torch.randn(16, 1, 8, 8, generator=gen).tanh(), "z": torch.randn(16, 4, generator=gen)}
+                 for _ in range(2)]
+        return {"G": dict(G.state_dict()), "D": dict(D.state_dict()), "calls": calls}
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        fn, dev = learner.function("gan_train_step"), learner.device
+        G, D = (m.to(dev) for m in _tiny_gan((inputs["G"], inputs["D"])))
+        opt_g, opt_d = _adam(G.parameters()), _adam(D.parameters())
+        steps = []
+        for c in inputs["calls"]:
+            out = learner.call(fn, G, D, opt_g, opt_d, c["real"].to(dev), c["z"].to(dev), name="gan_train_step",
+                               mutable=(0, 1, 2, 3))
+            steps.append({"out": out, "G": [p.detach().clone() for p in G.parameters()],
+                          "D": [p.detach().clone() for p in D.parameters()]})
+        return steps
+
+    def compare(self, inputs: dict, outputs: list) -> None:
+        G_ref, D_ref = _tiny_gan((inputs["G"], inputs["D"]))
+        ref_g, ref_d = _adam(G_ref.parameters()), _adam(D_ref.parameters())
+        g_names = [n for n, _ in G_ref.named_parameters()]
+        d_names = [n for n, _ in D_ref.named_parameters()]
+        tol = {"atol": 1e-5, "rtol": 1e-4}
+        for call, (c, step) in enumerate(zip(inputs["calls"], outputs), start=1):
+            real, z = c["real"], c["z"]
+            out = step["out"]
+            g_before = [p.detach().clone() for p in G_ref.parameters()]
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                raise CheckFailed(f"gan_train_step returned {describe(out)}, expected a pair (d_loss, g_loss) of floats")
+            d_loss = expect_number(out[0], f"d_loss returned by call {call}", float)
+            g_loss = expect_number(out[1], f"g_loss returned by call {call}", float)
+            with torch.no_grad():
+                logits_real = D_ref(real)
+                real_only = float(F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)))
+            want_d, want_g = reference_gan_step(G_ref, D_ref, ref_g, ref_d, real, z)
+            if call == 1 and abs(d_loss - want_d) > 1e-4:
+                hint = ("the discriminator loss is BCE(D(real), 1) + BCE(D(fake), 0) with logits "
+                        "(F.binary_cross_entropy_with_logits), computed before the update")
+                if abs(d_loss - real_only) < 1e-4:
+                    hint = "add the loss on the fakes: BCE(D(fake.detach()), zeros)"
+                expect_close(d_loss, want_d, f"d_loss of call {call}", **tol, hint=hint)
+            if all(torch.equal(a, b.cpu()) for a, b in zip(g_before, step["G"])):
+                raise CheckFailed("the generator's parameters did not change: after the discriminator step, compute "
+                                  "g_loss, call g_loss.backward() and opt_g.step()")
+            for name, p, r in zip(d_names, step["D"], D_ref.parameters()):
+                expect_close(p, r.detach(), f"discriminator parameter {name} after call {call}", **tol,
+                             hint="the D step is: opt_d.zero_grad(); d_loss with the fakes DETACHED "
+                                  "(G(z).detach()); d_loss.backward(); opt_d.step() — and the G step must not "
+                                  "update D (only opt_g.step())"
+                                  + ("; on the second call leftover gradients from the G step reached D: call "
+                                     "opt_d.zero_grad() at the start of the D step" if call == 2 else ""))
+            expect_close(d_loss, want_d, f"d_loss of call {call}", **tol)
+            for name, p, r in zip(g_names, step["G"], G_ref.parameters()):
+                expect_close(p, r.detach(), f"generator parameter {name} after call {call}", **tol,
+                             hint="the G step is: opt_g.zero_grad(); g_loss = BCE(D(G(z)), ones) (the non-saturating "
+                                  "loss, through the UPDATED discriminator, not detached); g_loss.backward(); opt_g.step()")
+            expect_close(g_loss, want_g, f"g_loss of call {call}", **tol,
+                         hint="return g_loss = BCE(D(fake), 1) measured with the updated discriminator")
 
 
 # --------------------------------------------------------------------------- ex08_4: slerp
@@ -303,51 +331,78 @@ class SlerpCheck:
 # --------------------------------------------------------------------------- ex08_5: Fréchet distance
 
 
-def _features(ctx: CheckContext, n: int, d: int, shift: float, scale: float) -> torch.Tensor:
-    mix = torch.randn(d, d, generator=ctx.generator) / math.sqrt(d)
-    return (torch.randn(n, d, generator=ctx.generator) * scale) @ (torch.eye(d) + mix) + shift
+def _features(gen: torch.Generator, n: int, d: int, shift: float, scale: float) -> torch.Tensor:
+    mix = torch.randn(d, d, generator=gen) / math.sqrt(d)
+    return (torch.randn(n, d, generator=gen) * scale) @ (torch.eye(d) + mix) + shift
 
 
-@register("ex08_5", points=2, timeout=60)
-def check_frechet(ctx: CheckContext) -> None:
+def _maybe_complex(x: Any) -> Any:
+    if isinstance(x, complex) or (isinstance(x, np.ndarray) and np.iscomplexobj(x)):
+        return {"complex": True}
+    return x
+
+
+@exercise("ex08_5", points=2, timeout=60)
+class FrechetCheck:
     """``frechet_distance(feats_a, feats_b)``: FD of Gaussians fitted to two (N, D) feature sets, as a float."""
-    fn = ctx.function("frechet_distance")
-    a = _features(ctx, 300, 6, 0.0, 1.0)
-    b = _features(ctx, 250, 6, 0.7, 1.6)
-    what = "frechet_distance(feats_a, feats_b) for two sets of 6-d features"
-    got = call_safely(fn, a, b, name="frechet_distance")
-    if isinstance(got, complex) or (isinstance(got, np.ndarray) and np.iscomplexobj(got)):
-        raise CheckFailed(f"{what} is complex: scipy.linalg.sqrtm can return tiny imaginary parts from round-off; "
-                          "keep the real part (covmean.real) before taking the trace")
-    got = expect_number(got, what, float)
-    want = frechet_distance_features(a, b)
-    na, nb = a.double().numpy(), b.double().numpy()
-    ma, mb = na.mean(0), nb.mean(0)
-    sa, sb = np.cov(na, rowvar=False), np.cov(nb, rowvar=False)
-    tr_cm = float(np.trace(scipy.linalg.sqrtm(sa @ sb).real))
-    mean_term = float(((ma - mb) ** 2).sum())
-    wrong = {
-        "you used the biased covariance (ddof=0): FID uses np.cov(features, rowvar=False), which divides by N − 1":
-            reference_fd(ma, np.cov(na, rowvar=False, ddof=0), mb, np.cov(nb, rowvar=False, ddof=0)),
-        "the mean term is missing: add ‖μ_a − μ_b‖²": np.trace(sa) + np.trace(sb) - 2 * tr_cm,
-        "the cross term needs a factor 2: − 2·tr((Σ_a Σ_b)^½)": mean_term + np.trace(sa) + np.trace(sb) - tr_cm,
-        "take the matrix square root of Σ_a Σ_b (scipy.linalg.sqrtm), not the square root of each entry":
-            mean_term + np.trace(sa) + np.trace(sb) - 2 * np.trace(np.sqrt(np.abs(sa @ sb))),
-    }
-    hints = [msg for msg, value in wrong.items() if abs(got - float(value)) < 1e-6 * max(1.0, abs(want))]
-    expect_close(got, want, what, atol=1e-4, rtol=1e-4, hint=hints[0] if hints else
-                 "FD = ‖μ_a − μ_b‖² + tr(Σ_a) + tr(Σ_b) − 2·tr(sqrtm(Σ_a Σ_b)) with means and covariances over samples (rows)")
-    same = expect_number(call_safely(fn, a, a.clone(), name="frechet_distance"), "frechet_distance(x, x)", float)
-    if abs(same) > 1e-4:
-        raise CheckFailed(f"frechet_distance(x, x) is {same:.3g}, expected 0 for identical feature sets")
-    # Closed form: two independent Gaussians with diagonal covariances.
-    big_a = torch.randn(4000, 3, generator=ctx.generator) * torch.tensor([1.0, 2.0, 0.5])
-    big_b = torch.randn(4000, 3, generator=ctx.generator) * torch.tensor([2.0, 1.0, 0.5]) + torch.tensor([1.0, 0.0, 0.0])
-    closed = 1.0 + (1 - 2) ** 2 + (2 - 1) ** 2 + 0.0
-    value = expect_number(call_safely(fn, big_a, big_b, name="frechet_distance"), "frechet_distance on two diagonal Gaussians", float)
-    if abs(value - closed) > 0.25:
-        raise CheckFailed(f"on samples of N(0, diag(1, 4, 0.25)) and N((1, 0, 0), diag(4, 1, 0.25)) your distance is "
-                          f"{value:.3f}; the closed form ‖Δμ‖² + Σ(σ_a − σ_b)² is {closed:.1f}")
+
+    names = ("frechet_distance",)
+    reference = ("tutorlib.generative.quality.frechet_distance_features", "tutorlib.generative.quality.frechet_distance")
+    hints = (
+        "fit a Gaussian to each set: means over rows, covariances with np.cov(features, rowvar=False).",
+        "FD = ‖μ_a − μ_b‖² + tr(Σ_a) + tr(Σ_b) − 2·tr(sqrtm(Σ_a Σ_b)); keep the real part of sqrtm's result.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        a, b = _features(gen, 300, 6, 0.0, 1.0), _features(gen, 250, 6, 0.7, 1.6)
+        big_a = torch.randn(4000, 3, generator=gen) * torch.tensor([1.0, 2.0, 0.5])
+        big_b = torch.randn(4000, 3, generator=gen) * torch.tensor([2.0, 1.0, 0.5]) + torch.tensor([1.0, 0.0, 0.0])
+        return {"a": a, "b": b, "big_a": big_a, "big_b": big_b}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        fn = learner.function("frechet_distance")
+        a, b = inputs["a"], inputs["b"]
+        return {"got": _maybe_complex(learner.call(fn, a, b, name="frechet_distance")),
+                "same": _maybe_complex(learner.call(fn, a, a.clone(), name="frechet_distance")),
+                "big": _maybe_complex(learner.call(fn, inputs["big_a"], inputs["big_b"], name="frechet_distance"))}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        a, b = inputs["a"], inputs["b"]
+        what = "frechet_distance(feats_a, feats_b) for two sets of 6-d features"
+        got = outputs["got"]
+        if isinstance(got, dict) and got.get("complex"):
+            raise CheckFailed(f"{what} is complex: scipy.linalg.sqrtm can return tiny imaginary parts from round-off; "
+                              "keep the real part (covmean.real) before taking the trace")
+        got = expect_number(got, what, float)
+        want = frechet_distance_features(a, b)
+        na, nb = a.double().numpy(), b.double().numpy()
+        ma, mb = na.mean(0), nb.mean(0)
+        sa, sb = np.cov(na, rowvar=False), np.cov(nb, rowvar=False)
+        tr_cm = float(np.trace(scipy.linalg.sqrtm(sa @ sb).real))
+        mean_term = float(((ma - mb) ** 2).sum())
+        wrong = {
+            "you used the biased covariance (ddof=0): FID uses np.cov(features, rowvar=False), which divides by N − 1":
+                reference_fd(ma, np.cov(na, rowvar=False, ddof=0), mb, np.cov(nb, rowvar=False, ddof=0)),
+            "the mean term is missing: add ‖μ_a − μ_b‖²": np.trace(sa) + np.trace(sb) - 2 * tr_cm,
+            "the cross term needs a factor 2: − 2·tr((Σ_a Σ_b)^½)": mean_term + np.trace(sa) + np.trace(sb) - tr_cm,
+            "take the matrix square root of Σ_a Σ_b (scipy.linalg.sqrtm), not the square root of each entry":
+                mean_term + np.trace(sa) + np.trace(sb) - 2 * np.trace(np.sqrt(np.abs(sa @ sb))),
+        }
+        hints = [msg for msg, value in wrong.items() if abs(got - float(value)) < 1e-6 * max(1.0, abs(want))]
+        expect_close(got, want, what, atol=1e-4, rtol=1e-4, hint=hints[0] if hints else
+                     "FD = ‖μ_a − μ_b‖² + tr(Σ_a) + tr(Σ_b) − 2·tr(sqrtm(Σ_a Σ_b)) with means and covariances over samples (rows)")
+        same = expect_number(outputs["same"], "frechet_distance(x, x)", float)
+        if abs(same) > 1e-4:
+            raise CheckFailed(f"frechet_distance(x, x) is {same:.3g}, expected 0 for identical feature sets")
+        # Two independent Gaussians with diagonal covariances, whose distance has a closed form (about 3 here; the
+        # samples' own distance is what is compared, so the check does not depend on sampling noise).
+        closed = 1.0 + (1 - 2) ** 2 + (2 - 1) ** 2 + 0.0
+        value = expect_number(outputs["big"], "frechet_distance on two diagonal Gaussians", float)
+        want = frechet_distance_features(inputs["big_a"], inputs["big_b"])
+        if abs(value - want) > 1e-3 * max(1.0, abs(want)):
+            raise CheckFailed(f"on 4,000 samples of N(0, diag(1, 4, 0.25)) and N((1, 0, 0), diag(4, 1, 0.25)) your distance is "
+                              f"{value:.4f}, expected {want:.4f} (the closed form ‖Δμ‖² + Σ(σ_a − σ_b)² of the two "
+                              f"distributions is {closed:.1f})")
 
 
 # --------------------------------------------------------------------------- ex08_6: read the β sweep
