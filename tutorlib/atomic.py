@@ -30,12 +30,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     b'ok'
     """
     path = Path(path)
+    # mkstemp creates the file exclusively (a link planted at a guessable name is never followed), with mode
+    # 0600; the final file gets the usual permissions of a new file instead.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
