@@ -14,8 +14,6 @@ notebook prints, and not the notebook's own ``check`` name, is trusted.
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import sys
 import traceback
@@ -26,10 +24,9 @@ __all__ = ["report", "run_call", "environment"]
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+    from tutorlib.atomic import atomic_write_json
+
+    atomic_write_json(path, data, indent=None)
 
 
 def _user_ns() -> Mapping[str, Any]:

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from typing import Any

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tutorlib.atomic import atomic_write_json
+
 from .compare import CheckFailed, describe
 
 __all__ = ["encode", "decode", "roundtrip", "save", "save_meta", "load", "local_device", "MAX_BYTES"]
@@ -209,19 +211,12 @@ def save(obj: Any, prefix: str, meta: dict[str, Any] | None = None, where: str =
 
     js, tensors = encode(obj, where)
     save_file(tensors, f"{prefix}.safetensors")
-    text = json.dumps({"meta": meta or {}, "data": js})
-    tmp = f"{prefix}.json.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, f"{prefix}.json")
+    atomic_write_json(f"{prefix}.json", {"meta": meta or {}, "data": js}, indent=None)
 
 
 def save_meta(prefix: str, meta: dict[str, Any]) -> None:
     """Write only ``PREFIX.json`` with ``meta`` and no data (a status without outputs)."""
-    tmp = f"{prefix}.json.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"meta": meta, "data": None}, fh)
-    os.replace(tmp, f"{prefix}.json")
+    atomic_write_json(f"{prefix}.json", {"meta": meta, "data": None}, indent=None)
 
 
 def load(prefix: str) -> tuple[Any, dict[str, Any]]:
