@@ -16,8 +16,21 @@ True
 
 from __future__ import annotations
 
-from .compare import CheckFailed, NotAttempted
-from .protocol import Learner, exercise, hint
-from .registry import CheckContext, CheckResult, UnknownExerciseError, check, register
+# Imported when first used (PEP 562): `tutorlib grade --help` and the command's usage errors need no torch.
+_EXPORTS = {
+    "CheckFailed": "compare", "NotAttempted": "compare", "Learner": "protocol", "exercise": "protocol",
+    "hint": "protocol", "CheckContext": "registry", "CheckResult": "registry", "UnknownExerciseError": "registry",
+    "check": "registry", "register": "registry",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f"tutorlib.grading.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tutorlib.grading' has no attribute {name!r}")
 
 __all__ = ["check", "hint", "exercise", "Learner", "register", "CheckResult", "CheckContext", "CheckFailed", "NotAttempted", "UnknownExerciseError"]
