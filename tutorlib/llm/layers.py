@@ -41,9 +41,10 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1
 class RMSNorm(nn.Module):
     """:func:`rms_norm` with a learned per-feature gain ``weight`` (initialised to ones).
 
-    >>> RMSNorm(4)(torch.ones(2, 4))
+    >>> norm = RMSNorm(4)
+    >>> norm(torch.full((2, 4), 3.0)).round(decimals=4)          # every row now has rms 1
     tensor([[1., 1., 1., 1.],
-            [1., 1., 1., 1.]], grad_fn=<MulBackward0>)
+            [1., 1., 1., 1.]], grad_fn=<RoundBackward1>)
     """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:

@@ -26,7 +26,7 @@ from torch import nn
 from tutorlib.llm.kv_cache import KVCache
 from tutorlib.llm.layers import RMSNorm, SwiGLU, apply_rope, causal_attention, rope_cos_sin
 
-__all__ = ["LlamaConfig", "Attention", "Block", "Llama", "hf_to_ours", "generate"]
+__all__ = ["LlamaConfig", "Attention", "Block", "Llama", "hf_to_ours", "generate", "generate_greedy", "compare_hidden_states"]
 
 
 @dataclass
@@ -206,6 +206,11 @@ class Llama(nn.Module):
             out += (trace,)
         return out[0] if len(out) == 1 else out
 
+    def generate(self, ids: torch.Tensor, max_new_tokens: int, *, use_cache: bool = True,
+                 eos_token_id: int | list[int] | None = None) -> torch.Tensor:
+        """Greedy decoding, see :func:`generate`."""
+        return generate(self, ids, max_new_tokens, use_cache=use_cache, eos_token_id=eos_token_id)
+
     @classmethod
     def from_hf(cls, hf_model: Any, state_dict: dict[str, torch.Tensor] | None = None) -> "Llama":
         """A :class:`Llama` with the weights of a ``transformers`` ``LlamaForCausalLM``.
@@ -318,3 +323,33 @@ def generate(model: Llama, ids: torch.Tensor, max_new_tokens: int, *, use_cache:
         if eos is not None and bool(done.all()):
             break
     return torch.cat(out, dim=1)
+
+
+#: :func:`generate` under the name ``tutorlib.llm`` exports it by (``tutorlib.llm.generate`` is the decoding one).
+generate_greedy = generate
+
+
+@torch.inference_mode()
+def compare_hidden_states(model: Llama, hf_model: Any, ids: torch.Tensor) -> list[float]:
+    """Max abs difference of the residual stream, layer by layer, between ``model`` and a ``transformers`` Llama.
+
+    Entry 0 is the embeddings, entry ``i`` the output of block ``i``; ``transformers``' last hidden state is
+    taken after the final norm, so ours is normed before comparing. The last entry is the logits' difference.
+    Where a from-scratch model disagrees, the first large entry says which layer to look at.
+
+    >>> import transformers
+    >>> hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(hidden_size=32, num_attention_heads=4,
+    ...     num_key_value_heads=2, num_hidden_layers=2, intermediate_size=64, vocab_size=97)).eval()
+    >>> diffs = compare_hidden_states(Llama.from_hf(hf), hf, torch.tensor([[1, 2, 3]]))
+    >>> len(diffs), max(diffs) < 1e-5
+    (4, True)
+    """
+    logits, ours = model(ids, hidden_states=True)
+    out = hf_model(ids, output_hidden_states=True)
+    theirs = list(out.hidden_states)
+    if len(theirs) != len(ours):
+        raise ValueError(f"{len(ours)} hidden states here vs {len(theirs)} in the transformers model: "
+                         "not the same number of layers")
+    ours = ours[:-1] + [model.norm(ours[-1])]
+    diffs = [(a.float() - b.float()).abs().max().item() for a, b in zip(ours, theirs)]
+    return diffs + [(logits.float() - out.logits.float()).abs().max().item()]
