@@ -267,3 +267,12 @@ def test_real_smollm2_logits_and_greedy_tokens_match_transformers():
         assert (ours(ids) - hf(ids).logits).abs().max().item() <= 1e-4
         want = hf.generate(ids, max_new_tokens=20, do_sample=False, eos_token_id=None)
     assert torch.equal(generate(ours, ids, 20), want)
+
+
+@pytest.mark.parametrize("name", ["layers", "llama", "kv_cache", "bpe", "evaluate"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(f"tutorlib.llm.{name}"), optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted > 0
