@@ -1,4 +1,4 @@
-"""Byte-level BPE from scratch (tutorlib.llm.bpe), the byte-level ByteTokenizer and bits per byte (tutorlib.llm.evaluate)."""
+"""Byte-level BPE from scratch, the byte-level ByteTokenizer, bits per byte (tutorlib.llm.bpe, models, evaluate)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from tutorlib.llm import (BPETokenizer, bits_per_byte, char_tokenizer, merge_pai
                           text_nll, train_bpe)
 from tutorlib.models import ByteTokenizer, GPTConfig, TinyGPT
 
-TEXTS = ["def add(a, b):\n    return a + b\n", "机器学习很有趣。", "emoji 🙂🚀 and ZWJ 👩‍💻", "Crème brûlée, naïve café",
+TEXTS = ["def add(a, b):\n    return a + b\n", "机器学习很有趣。", "emoji 🙂🚀 and ZWJ 👩‍💻",
+         "Crème brûlée, naïve café",
          "mixed: x=1 # 注释 🙂 ñ\t\r\n  end", ""]
 
 
