@@ -10,8 +10,8 @@ import transformers
 from transformers.models.llama import modeling_llama as hf_llama
 
 from tutorlib.llm import (KVCache, Llama, LlamaConfig, RMSNorm, SwiGLU, apply_rope, causal_attention, causal_mask,
-                          compare_hidden_states, generate_greedy, kv_cache_bytes, repeat_kv, rms_norm, rope_cos_sin,
-                          time_forward_vs_cached)
+                          compare_hidden_states, generate_greedy, greedy, kv_cache_bytes, repeat_kv, rms_norm,
+                          rope_cos_sin, time_forward_vs_cached)
 from tutorlib.llm.llama import generate, hf_to_ours
 
 HF_CFG = dict(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2, intermediate_size=64,
@@ -190,7 +190,8 @@ def test_generation_with_cache_equals_without_and_transformers(pair):
     cached = generate(ours, prompt, 20)
     assert torch.equal(cached, want)
     assert torch.equal(generate(ours, prompt, 20, use_cache=False), want)
-    assert torch.equal(generate_greedy(ours, prompt, 20), want) and torch.equal(ours.generate(prompt, 20), want)
+    assert torch.equal(generate_greedy(ours, prompt, 20), want)
+    assert torch.equal(greedy(ours, prompt, 20), want)                # the decoding module's greedy, uncached
     batch = torch.tensor([[4, 8, 15], [16, 23, 42]])
     assert torch.equal(generate(ours, batch, 8), torch.cat([generate(ours, batch[i:i + 1], 8) for i in range(2)]))
 

@@ -208,11 +208,6 @@ class Llama(nn.Module):
             out += (trace,)
         return out[0] if len(out) == 1 else out
 
-    def generate(self, ids: torch.Tensor, max_new_tokens: int, *, use_cache: bool = True,
-                 eos_token_id: int | list[int] | None = None) -> torch.Tensor:
-        """Greedy decoding, see :func:`generate`."""
-        return generate(self, ids, max_new_tokens, use_cache=use_cache, eos_token_id=eos_token_id)
-
     @classmethod
     def from_hf(cls, hf_model: Any, state_dict: dict[str, torch.Tensor] | None = None) -> "Llama":
         """A :class:`Llama` with the weights of a ``transformers`` ``LlamaForCausalLM``.
