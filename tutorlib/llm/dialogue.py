@@ -303,7 +303,9 @@ def hf_responder(model: Any, tokenizer: Any, max_new_tokens: int = 128, **genera
         else:
             ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
         ids = ids.to(model.device)
-        out = model.generate(ids, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-                             **generate_kwargs)
+        # an explicit mask: SmolLM2's pad token is <|im_end|>, which every chat prompt contains, and without a
+        # mask generate would treat those positions as padding and drift from the model's own greedy choice
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **generate_kwargs)
         return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     return respond
