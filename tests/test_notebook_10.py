@@ -10,7 +10,7 @@ from notebook_runner import ROOT, outputs_of, run_notebook
 
 @pytest.mark.slow
 def test_lesson_10_runs_in_smoke_mode():
-    nb = run_notebook(ROOT / "notebooks" / "10_generation.ipynb", timeout=600)
+    nb = run_notebook(ROOT / "notebooks" / "10_inside_llm.ipynb", timeout=600)
     assert not outputs_of(nb, "error")
     text = "".join(o.get("text", "") for o in outputs_of(nb, "stream"))
     # pretraining lowered the held-out perplexity from about the vocabulary size
