@@ -1,5 +1,11 @@
-"""Lesson 10: generation and LLM applications.
+"""The LLM track: inside a Transformer LLM, generation and LLM applications.
 
+- :mod:`~tutorlib.llm.layers`: RMSNorm, RoPE, grouped-query causal attention, SwiGLU from scratch;
+- :mod:`~tutorlib.llm.llama`: a Llama-style decoder from scratch that loads a ``transformers`` Llama's
+  weights (the bundled SmolLM2) and gives the same logits; greedy :func:`~tutorlib.llm.llama.generate`;
+- :mod:`~tutorlib.llm.kv_cache`: the KV cache, its size in bytes, uncached-vs-cached step timings;
+- :mod:`~tutorlib.llm.bpe`: byte-level BPE tokenization from scratch;
+- :mod:`~tutorlib.llm.evaluate`: bits per byte, a score comparable across tokenizers;
 - :mod:`~tutorlib.llm.pretrain`: pretrain the TinyGPT on the code corpus, tracking perplexity and samples;
 - :mod:`~tutorlib.llm.decoding`: greedy, beam search, temperature, top-k, top-p, repetition
   penalty from scratch (checked against ``transformers``' ``generate``);
@@ -11,15 +17,22 @@
 LoRA SFT of a causal LM is ``tutorlib finetune --task causal-lm`` (:mod:`tutorlib.finetune.causal_lm`).
 
 >>> from tutorlib.llm import greedy, beam_search, sample, top_p_filter, rouge_l, ChatSession
+>>> from tutorlib.llm import Llama, LlamaConfig, KVCache, BPETokenizer, text_bits_per_byte
 """
 
+from tutorlib.llm.bpe import SPLIT_PATTERN, BPETokenizer, merge_pair, pair_counts, train_bpe
 from tutorlib.llm.decoding import (STRATEGIES, apply_repetition_penalty, apply_temperature, as_logits_fn,
                                    beam_search, filtered_distribution, generate, greedy, next_token_logits,
                                    sample, top_k_filter, top_p_filter)
 from tutorlib.llm.dialogue import (ChatSession, LongTermMemory, Memory, Turn, bag_of_words_embedder,
                                    cosine_top_k, first_sentence_summary, gpt_responder, hf_responder,
                                    minilm_embedder)
+from tutorlib.llm.evaluate import bits_per_byte, text_bits_per_byte, text_nll
 from tutorlib.llm.hf import char_tokenizer, export_hf, to_gpt2
+from tutorlib.llm.kv_cache import KVCache, kv_cache_bytes, time_forward_vs_cached
+from tutorlib.llm.layers import (RMSNorm, SwiGLU, apply_rope, causal_attention, causal_mask, repeat_kv, rms_norm,
+                                 rope_cos_sin, rotate_half)
+from tutorlib.llm.llama import Llama, LlamaConfig, compare_hidden_states, generate_greedy, hf_to_ours
 from tutorlib.llm.metrics import (corpus_scores, exact_match, lcs_length, normalize_answer, rouge_l, rouge_n,
                                   rouge_scores, rouge_tokens, token_f1)
 from tutorlib.llm.pretrain import CharWindows, PretrainResult, encode_corpus, perplexity, pretrain_gpt
@@ -34,5 +47,8 @@ __all__ = [
     "exact_match", "lcs_length", "normalize_answer", "rouge_l", "rouge_n", "rouge_scores", "rouge_tokens", "token_f1",
     "CharWindows", "PretrainResult", "encode_corpus", "perplexity", "pretrain_gpt", "QAExample", "answer_question",
     "build_qa_model", "evaluate_qa", "review_qa_examples", "review_summary_examples", "summarize", "summary_prompt",
-    "train_qa",
+    "train_qa", "SPLIT_PATTERN", "BPETokenizer", "merge_pair", "pair_counts", "train_bpe", "bits_per_byte",
+    "text_bits_per_byte", "text_nll", "KVCache", "kv_cache_bytes", "time_forward_vs_cached", "RMSNorm", "SwiGLU",
+    "apply_rope", "causal_attention", "causal_mask", "repeat_kv", "rms_norm", "rope_cos_sin", "rotate_half", "Llama",
+    "LlamaConfig", "compare_hidden_states", "generate_greedy", "hf_to_ours",
 ]

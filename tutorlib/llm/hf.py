@@ -23,7 +23,7 @@ from torch import nn
 
 __all__ = ["to_gpt2", "char_tokenizer", "export_hf", "EOS", "PAD"]
 
-#: ASCII "end of text" and NUL: the end-of-sequence and padding characters of :func:`char_tokenizer`.
+#: ASCII "end of text" and NUL: the bytes (ids 3 and 0) that :func:`char_tokenizer` uses for end-of-sequence and padding.
 EOS, PAD = "\x03", "\x00"
 
 
@@ -63,23 +63,38 @@ def to_gpt2(model: nn.Module) -> Any:
     return hf.to(next(model.parameters()).device).eval()
 
 
-def char_tokenizer() -> Any:
-    """A ``PreTrainedTokenizerFast`` with one token per ASCII character, ids equal to ``ByteTokenizer``'s.
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for each byte (what a byte-level ``tokenizers`` vocabulary stores)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
 
-    ``\\x03`` (end of text) is the EOS token and ``\\x00`` the padding token; other characters map to '?'.
+
+def char_tokenizer() -> Any:
+    """A ``PreTrainedTokenizerFast`` with one token per UTF-8 byte, ids equal to ``ByteTokenizer``'s for any text.
+
+    Byte 3 (``\\x03``, end of text) is the EOS and BOS token and byte 0 the padding token; the tokenizer shows
+    them by their byte-level stand-in characters (``tok.eos_token``), their ids are 3 and 0.
 
     >>> tok = char_tokenizer(); tok("def f")["input_ids"]
     [100, 101, 102, 32, 102]
-    >>> tok.decode(tok("x = 1\\n")["input_ids"])
-    'x = 1\\n'
+    >>> tok.decode(tok("x = 1 # é\\n")["input_ids"]), tok.eos_token_id
+    ('x = 1 # é\\n', 3)
     """
-    from tokenizers import Tokenizer, decoders, models
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {chr(i): i for i in range(128)}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="?"))
-    core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD, bos_token=EOS, unk_token="?",
+    chars = _bytes_to_unicode()
+    core = Tokenizer(models.BPE(vocab={chars[b]: b for b in range(256)}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    eos, pad = chars[ord(EOS)], chars[ord(PAD)]
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=eos, pad_token=pad, bos_token=eos,
                                    clean_up_tokenization_spaces=False, model_max_length=1_000_000)
 
 

@@ -4,7 +4,7 @@
 >>> from tutorlib.models import TinyGPT, GPTConfig, ByteTokenizer
 >>> tok = ByteTokenizer(); model = TinyGPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, d_model=32))
 >>> model(torch.tensor([tok.encode("def f():")])).shape
-torch.Size([1, 8, 128])
+torch.Size([1, 8, 256])
 """
 
 from __future__ import annotations
@@ -20,21 +20,32 @@ __all__ = ["GPTConfig", "TinyGPT", "ByteTokenizer"]
 
 
 class ByteTokenizer:
-    """ASCII byte-level tokenizer: one id per character (0–127); other characters map to '?'.
+    """Byte-level tokenizer: one id per UTF-8 byte (0–255), so any Unicode text round-trips exactly.
 
-    >>> t = ByteTokenizer(); t.decode(t.encode("x = 1"))
-    'x = 1'
+    ASCII characters are one token each; other characters take 2–4 byte tokens (``"é"`` -> ``[195, 169]``).
+    ``decode`` replaces an incomplete UTF-8 sequence (e.g. a sample cut mid-character) by U+FFFD.
+
+    >>> t = ByteTokenizer(); t.decode(t.encode("x = 1 # 你好 🙂"))
+    'x = 1 # 你好 🙂'
+    >>> t.encode("é")
+    [195, 169]
     """
 
-    vocab_size = 128
+    vocab_size = 256
 
     def encode(self, text: str) -> list[int]:
-        return [b if b < 128 else ord("?") for b in text.encode("ascii", errors="replace")]
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes a str, got {type(text).__name__}")
+        return list(text.encode("utf-8"))
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
-        return bytes(int(i) % 128 for i in ids).decode("ascii")
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < 256]
+        if bad:
+            raise ValueError(f"byte ids must be in [0, 256), got {bad[:5]}")
+        return bytes(ids).decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -45,7 +56,7 @@ class GPTConfig:
     4
     """
 
-    vocab_size: int = 128
+    vocab_size: int = 256
     block_size: int = 128
     n_layer: int = 4
     n_head: int = 4
