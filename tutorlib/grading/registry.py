@@ -150,6 +150,10 @@ class Exercise:
     points: float
     timeout: float
     single_thread: bool = True
+    #: The check object of a protocol exercise (:func:`tutorlib.grading.protocol.exercise`); None for ``@register``.
+    check: Any = None
+    #: Hints shown one at a time by ``hint(id)``.
+    hints: tuple[str, ...] = ()
 
     @property
     def lesson(self) -> str:
@@ -163,11 +167,19 @@ _DISCOVERED = False
 
 
 def register(
-    exercise_id: str, *, points: float = 1, timeout: float = 60.0, single_thread: bool = True
+    exercise_id: str,
+    *,
+    points: float = 1,
+    timeout: float = 60.0,
+    single_thread: bool = True,
+    hints: tuple[str, ...] = (),
+    _check: Any = None,
 ) -> Callable[[CheckFn], CheckFn]:
     """Decorator that registers ``func`` as the check of ``exercise_id`` (``exNN_k``).
 
     ``timeout`` is the grader's time limit (seconds) for the answer cell and the check together.
+    ``hints`` are shown one at a time by ``hint(exercise_id)``. New checks use
+    :func:`tutorlib.grading.protocol.exercise` instead, whose decision is made in the grader's process.
     With ``single_thread`` (the default) the check runs with one torch thread: check inputs are
     tiny, and on a busy machine several threads spinning on small ops are many times slower.
 
@@ -189,7 +201,7 @@ def register(
                 f"exercise id {exercise_id!r} is registered twice: by {old.func.__module__}.{old.func.__qualname__} "
                 f"and by {func.__module__}.{func.__qualname__}; give one of them another id"
             )
-        _REGISTRY[exercise_id] = Exercise(exercise_id, func, points, float(timeout), single_thread)
+        _REGISTRY[exercise_id] = Exercise(exercise_id, func, points, float(timeout), single_thread, _check, tuple(hints))
         return func
 
     return decorate
