@@ -1,4 +1,4 @@
-"""The ``tutorlib`` command (also ``python -m tutorlib``): doctor, train, finetune, predict, grade, build-exercises, bench.
+"""The ``tutorlib`` command (also ``python -m tutorlib``): doctor, train, finetune, predict, generate, grade, build-exercises, bench.
 
 >>> from tutorlib.cli import main
 >>> main(["train", "--help"])  # doctest: +SKIP
@@ -86,6 +86,122 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(folder / f"{args.name}.py"), *args.args])
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from tutorlib.models import resolve_llm
+
+    modes = sum([bool(args.prompts), args.data is not None, args.chat])
+    if modes != 1:
+        print("error: give one prompt in quotes, or --data FILE, or --chat (exactly one of them)", file=sys.stderr)
+        return 2
+    if args.chat and args.raw:
+        print("error: --chat formats the conversation with the chat template: drop --raw", file=sys.stderr)
+        return 2
+    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.batch_size < 1 or (
+            args.max_new_tokens is not None and args.max_new_tokens < 1):
+        print("error: --temperature must be >= 0, --top-p in (0, 1], --batch-size and --max-new-tokens >= 1",
+              file=sys.stderr)
+        return 2
+    resolve_llm(args.model, check_hub=True)  # a bad name, a classifier folder or an offline hub id fails here, fast
+    rows = None
+    if args.data is not None:
+        from tutorlib.finetune.generate import read_prompts
+
+        rows = read_prompts(args.data, args.prompt_col, encoding=args.encoding, fmt=args.data_format,
+                            skip_empty=args.skip_empty)
+    from tutorlib.finetune.cli import _no_loading_bars
+    from tutorlib.finetune.generate import Generator, answers_table
+
+    _no_loading_bars()
+    gen = Generator(args.model, device=args.device, system=args.system, raw=args.raw)
+    if args.raw is False and not gen.has_template:
+        print(f"note: the tokenizer of {args.model} has no chat template: prompts are used as they are",
+              file=sys.stderr)
+    sampling = {"temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
+    if rows is not None:
+        answers = gen.generate([r.messages if r.messages is not None else r.prompt for r in rows],
+                               max_new_tokens=args.max_new_tokens or 64, batch_size=args.batch_size, **sampling)
+        table = answers_table(rows, answers, args.format)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(table, encoding="utf-8")
+            where = f"answers written to {args.out}"
+        else:
+            sys.stdout.write(table)
+            where = "answers above"
+        cut = sum(a["finish_reason"] == "length" for a in answers)
+        print(f"{len(answers)} prompts answered ({where})" + (f"; {cut} stopped at --max-new-tokens" if cut else ""),
+              file=sys.stderr)
+        return 0
+    max_new = args.max_new_tokens or 256
+    if not args.chat:
+        for i, prompt in enumerate(args.prompts):
+            if i:
+                print()
+            gen.stream(prompt, max_new_tokens=max_new, **sampling)
+        return 0
+    if not gen.has_template:
+        print(f"error: the tokenizer of {args.model} has no chat template, which --chat needs: use an "
+              "instruction-tuned model such as smollm2", file=sys.stderr)
+        return 2
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("chat with the model: type a message and press Enter; an empty line or Ctrl-D ends", file=sys.stderr)
+    history: list[dict[str, str]] = []
+    while True:
+        if interactive:
+            print("you> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line or not line.strip():
+            return 0
+        history.append({"role": "user", "content": line.strip()})
+        history = gen.fit_history(gen.messages(history), max_new)
+        answer = gen.stream(history, max_new_tokens=max_new, **sampling)
+        history.append({"role": "assistant", "content": answer})
+
+
+_GENERATE_EPILOG = """examples:
+  tutorlib generate "What is the capital of France?"
+  tutorlib generate --chat --system "You answer in one sentence."
+  tutorlib generate --data questions.csv --prompt-col question > answers.csv
+  tutorlib generate --data chats.jsonl --format jsonl --max-new-tokens 128
+  tutorlib generate --model runs/sft "Write a haiku about rain."     # a `tutorlib finetune --task causal-lm` run
+  tutorlib generate --model HuggingFaceTB/SmolLM2-360M-Instruct "Hi"  # a hub id (needs a network)
+
+--model defaults to smollm2, the bundled SmolLM2-135M-Instruct (dequantized Q4_1; converted and cached
+under $TUTORLIB_CACHE/llm on first use)."""
+
+
+def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate", help="generate text with the bundled LLM (or another causal LM): a prompt, a chat or a file",
+        description="Answer a prompt (streamed), chat interactively (--chat), or answer every row of --data FILE "
+                    "(CSV to stdout or --out). Prompts are formatted with the model's chat template unless --raw.",
+        epilog=_GENERATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompt(s) to answer, each in quotes")
+    p.add_argument("--model", default="smollm2", metavar="NAME_OR_PATH",
+                   help="smollm2 (default, bundled), a saved causal-LM folder, a `tutorlib finetune --task causal-lm` "
+                        "run folder, a .gguf file, or a hub id (needs a network)")
+    p.add_argument("--chat", action="store_true", help="chat: read messages from stdin, one per line, keeping the history")
+    p.add_argument("--data", metavar="FILE", help="answer every row of this .csv/.tsv/.jsonl/.json file")
+    p.add_argument("--prompt-col", default="prompt", metavar="C",
+                   help="prompt column (CSV/TSV) or key (JSONL; lines may give chat 'messages' instead) (default prompt)")
+    p.add_argument("--format", default="csv", choices=("csv", "jsonl"), help="output format of --data answers (default csv)")
+    p.add_argument("--out", metavar="FILE", help="write the --data answers to this file instead of stdout")
+    p.add_argument("--data-format", choices=("csv", "tsv", "jsonl", "json"), help="format of --data (default: from the suffix)")
+    p.add_argument("--encoding", default="utf-8-sig", help="text encoding of --data (default UTF-8)")
+    p.add_argument("--skip-empty", action="store_true", help="skip rows of --data whose prompt is empty instead of failing")
+    p.add_argument("--batch-size", type=int, default=8, help="--data prompts answered at once (default 8)")
+    p.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer in tokens (default 64 with --data, else 256)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, the default; > 0 samples")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the smallest set of tokens with this "
+                                                            "probability mass (default 1.0 = all; with --temperature > 0)")
+    p.add_argument("--seed", type=int, help="random seed for sampling")
+    p.add_argument("--system", metavar="TEXT", help="a short system message put before every prompt")
+    p.add_argument("--raw", action="store_true", help="feed the prompt as it is, without the chat template")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available or $TUTORLIB_DEVICE)")
+    p.set_defaults(func=_cmd_generate)
+
+
 def _add_finetune_parsers(sub: argparse._SubParsersAction) -> None:
     from tutorlib.finetune.cli import add_finetune_parser, add_predict_parser
 
@@ -132,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grade_parser(sub)
     add_build_parser(sub)
     _add_finetune_parsers(sub)
+    _add_generate_parser(sub)
 
     p = sub.add_parser("bench", help="run a benchmark script from the checkout's benchmarks/ folder",
                        description="Run benchmarks/NAME.py (prints a table). Without NAME, list them.")
@@ -152,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
         if os.environ.get("TUTORLIB_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -10,11 +10,12 @@ core (``Trainer``, the MiniLM) and of :mod:`tutorlib.peft` (which builds each me
 
 from tutorlib.finetune.io import (DataFileError, LabeledTexts, TextClassificationDataset, check_classes, encode_labels,
                                   label_names, read_table, split_train_val)
+from tutorlib.finetune.generate import Generator, read_prompts
 from tutorlib.finetune.predict import Predictor, format_prediction, predict_file
 from tutorlib.finetune.run import TASKS, FinetuneConfig, finetune, register_task
 
 __all__ = [
     "FinetuneConfig", "finetune", "TASKS", "register_task", "Predictor", "format_prediction", "predict_file",
     "read_table", "DataFileError", "LabeledTexts", "TextClassificationDataset", "check_classes", "encode_labels",
-    "label_names", "split_train_val",
+    "label_names", "split_train_val", "Generator", "read_prompts",
 ]

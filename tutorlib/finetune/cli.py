@@ -140,6 +140,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError("nothing to classify: give one or more texts in quotes, or --data FILE")
     if args.texts and args.data:
         raise ValueError("give texts or --data FILE, not both")
+    from tutorlib.models import LLM_NAMES, model_folder_kind
+
+    kind = model_folder_kind(args.model)
+    if kind in ("causal-lm", "adapter") or (kind is None and args.model in LLM_NAMES and not Path(args.model).exists()):
+        raise ValueError(f"{args.model} is a causal language model, not a classifier: generate text with "
+                         f"`tutorlib generate --model {args.model} \"your prompt\"`")
     _no_loading_bars()
     predictor = Predictor(args.model, device=args.device, base=args.base, batch_size=args.batch_size)
     if args.texts:
