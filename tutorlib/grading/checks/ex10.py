@@ -403,8 +403,8 @@ class KVCacheStepCheck:
     """``kv_step(q_new, k_new, v_new, k_cache, v_cache) -> (out, k_cache, v_cache)``: one cached decoding step."""
 
     names = ("kv_step",)
-    reference = ("tutorlib.llm.layers.causal_attention", "tutorlib.llm.kv_cache.KVCache",
-                 "tutorlib.llm.layers.repeat_kv", "torch.nn.functional.scaled_dot_product_attention")
+    reference = ("tutorlib.llm.layers.causal_attention", "tutorlib.llm.layers.repeat_kv",
+                 "torch.nn.functional.scaled_dot_product_attention")
     hints = ("append first: k_cache = torch.cat([k_cache, k_new], dim=2) (dim 2 is the time axis of (B, H_kv, T, D)), "
              "same for v; then the new query attends to ALL cached positions",
              "the new token is the last position, so it may see every key: no mask is needed "
