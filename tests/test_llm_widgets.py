@@ -52,3 +52,15 @@ def test_the_attention_rows_are_causal_distributions(tiny_llama):
         next_token_attention(tiny_llama, ByteTokenizer(), "hi", layer=3)
     with pytest.raises(ValueError, match="head must be in 0..3"):
         draw_next_token_attention(r, head=4)
+
+
+def test_the_explorer_reads_the_same_attention_from_the_from_scratch_llama(tiny_llama):
+    from tutorlib.llm.llama import Llama
+
+    ours = Llama.from_hf(tiny_llama).eval()
+    a = next_token_attention(ours, ByteTokenizer(), "def f(x):", layer=2, k=4)
+    b = next_token_attention(tiny_llama, ByteTokenizer(), "def f(x):", layer=2, k=4)
+    assert torch.allclose(a["attention"], b["attention"], atol=1e-5) and a["top_ids"] == b["top_ids"]
+    ex = AttentionExplorer(ours, ByteTokenizer(), prompt="abc", layer=0)
+    ex.controls["layer"].value = 1
+    assert ex.renders == 2 and ex.last["layer"] == 1
