@@ -26,7 +26,8 @@ from torch import nn
 from tutorlib.llm.kv_cache import KVCache
 from tutorlib.llm.layers import RMSNorm, SwiGLU, apply_rope, causal_attention, rope_cos_sin
 
-__all__ = ["LlamaConfig", "Attention", "Block", "Llama", "hf_to_ours", "generate", "generate_greedy", "compare_hidden_states"]
+__all__ = ["LlamaConfig", "Attention", "Block", "Llama", "hf_to_ours", "generate", "generate_greedy",
+           "compare_hidden_states"]
 
 
 @dataclass
@@ -178,7 +179,8 @@ class Llama(nn.Module):
         """The final-normed hidden states (B, T, d_model), the chosen layer's attention weights, the residual stream."""
         self._check(ids, cache)
         if return_attention is not None and not -self.config.n_layer <= return_attention < self.config.n_layer:
-            raise ValueError(f"return_attention must be a layer index in [0, {self.config.n_layer}), got {return_attention}")
+            raise ValueError(f"return_attention must be a layer index in [0, {self.config.n_layer}), "
+                             f"got {return_attention}")
         if return_attention is not None and return_attention < 0:
             return_attention += self.config.n_layer
         start = cache.length if cache is not None else 0
@@ -266,8 +268,10 @@ _HF_NAMES = [
 def hf_to_ours(name: str) -> str | None:
     """Our parameter name for a ``transformers`` Llama weight name (``None`` for buffers such as ``rotary_emb``).
 
-    >>> hf_to_ours("model.layers.3.self_attn.q_proj.weight"), hf_to_ours("model.layers.0.post_attention_layernorm.weight")
-    ('blocks.3.attn.q_proj.weight', 'blocks.0.mlp_norm.weight')
+    >>> hf_to_ours("model.layers.3.self_attn.q_proj.weight")
+    'blocks.3.attn.q_proj.weight'
+    >>> hf_to_ours("model.layers.0.post_attention_layernorm.weight")
+    'blocks.0.mlp_norm.weight'
     """
     for pattern, repl in _HF_NAMES:
         if re.fullmatch(pattern, name):
