@@ -1,4 +1,4 @@
-"""Every lesson's exercises: solutions get full marks, untouched exercises get zero (all not attempted),
+"""Every lesson's exercises: solutions get full marks and run without a raising cell, untouched exercises get zero (all not attempted),
 exercises/ is what the builder makes, and every lesson has ≥ 5 exercises with a registered check."""
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def test_solutions_get_full_marks(path):
     bad = [(e.id, e.status, e.message) for e in report.exercises if e.status != "pass"]
     assert not bad, f"{path.name}: {bad}"
     assert report.total == report.max_total > 0
+    # The notebook must run cleanly, not only score: a cell outside the exercises that raised is listed.
+    assert not report.cell_errors, f"{path.name}: cells that raised: {[e.to_dict() for e in report.cell_errors]}"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])

@@ -67,6 +67,13 @@ def test_typical_mistakes_get_specific_hints():
     status, msg = run("ex13_3", fgsm=wrong_way)
     assert status == "fail" and "wrong way" in msg
 
+    def needs_grad_mode(m, x, y, eps):  # right, but fails when called under torch.no_grad() (issue 24)
+        xa = x.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(m(xa), y), xa)
+        return (x + eps * g.sign()).clamp(0, 1).detach()
+    status, msg = run("ex13_3", fgsm=needs_grad_mode)
+    assert status == "fail" and "torch.no_grad()" in msg and "torch.enable_grad()" in msg
+
     def tpr_only(y, p, g):
         return float(max(p[(g == k) & (y == 1)].mean() for k in set(g)) - min(p[(g == k) & (y == 1)].mean() for k in set(g)))
     status, msg = run("ex13_4", equalized_odds_gap=tpr_only)
@@ -91,15 +98,55 @@ def test_checks_leave_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), before_t) and (np.random.get_state()[1] == before_n).all()
 
 
-def test_dp_experiment_check():
-    from tutorlib.frontiers import dp_epsilon
+def _dp_run(steps=20):
+    """The experiment as the exercise asks for it, small: one DP-SGD-trained MLP per σ, measured on the test digits."""
+    from torch.utils.data import TensorDataset
 
-    q, steps = 0.025, 400
-    runs = {s: (dp_epsilon(q, s, steps), acc) for s, acc in [(0.5, 0.93), (1.0, 0.9), (2.0, 0.8)]}
-    best = min(s for s, (e, _) in runs.items() if e <= 2)
-    assert run("ex13_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=best)[0] == "pass"
-    status, msg = run("ex13_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=2.0 if best != 2.0 else 0.5)
+    from tutorlib.data import load_digits
+    from tutorlib.frontiers import dp_epsilon, dp_sgd_step_fn
+    from tutorlib.models import MLP
+    from tutorlib.train import Trainer
+
+    x, y = load_digits("train", flat=True).tensors
+    xt, yt = load_digits("test", flat=True).tensors
+    q = 32 / len(x)
+    runs, models = {}, {}
+    with torch.random.fork_rng():
+        for sigma in [0.5, 1.0, 2.0]:
+            torch.manual_seed(0)
+            net = MLP(64, [64], 10)
+            Trainer(net, step_fn=dp_sgd_step_fn(x, y, q, 1.0, sigma, lr=0.5), manual_optimization=True, batch_size=1,
+                    metrics=(), progress=False, log=False).fit(TensorDataset(torch.arange(steps)))
+            with torch.no_grad():
+                acc = float((net(xt).argmax(1) == yt).float().mean())
+            runs[sigma], models[sigma] = (dp_epsilon(q, sigma, steps), acc), net
+    return runs, models, q, steps
+
+
+def test_dp_experiment_check():
+    runs, models, q, steps = _dp_run()
+    ok = [s for s, (e, _) in runs.items() if e <= 2]
+    best = min(ok)
+    right = dict(dp_runs=runs, dp_models=models, q_dp=q, dp_steps=steps, sigma_for_budget=best)
+    assert run("ex13_7", **right)[0] == "pass", run("ex13_7", **right)
+    status, msg = run("ex13_7", **dict(right, sigma_for_budget=2.0 if best != 2.0 else 0.5))
     assert status == "fail" and "smallest" in msg
-    wrong = {**runs, 1.0: (runs[1.0][0] * 2, 0.9)}
-    status, msg = run("ex13_7", dp_runs=wrong, q_dp=q, dp_steps=steps, sigma_for_budget=best)
+    wrong = {**runs, 1.0: (runs[1.0][0] * 2, runs[1.0][1])}
+    status, msg = run("ex13_7", **dict(right, dp_runs=wrong))
     assert status == "fail" and "dp_epsilon" in msg
+
+
+def test_made_up_dp_accuracies_fail():
+    # Issue 22: only range and monotonicity were checked, so a made-up table passed. The grader now re-measures
+    # each accuracy from the model's own weights.
+    runs, models, q, steps = _dp_run()
+    best = min(s for s, (e, _) in runs.items() if e <= 2)
+    made_up = {s: (e, a) for (s, (e, _)), a in zip(runs.items(), [0.95, 0.9, 0.8])}
+    status, msg = run("ex13_7", dp_runs=made_up, dp_models=models, q_dp=q, dp_steps=steps, sigma_for_budget=best)
+    assert status == "fail" and "measures" in msg and "test set" in msg
+    status, msg = run("ex13_7", dp_runs=runs, q_dp=q, dp_steps=steps, sigma_for_budget=best, dp_models={})
+    assert status == "fail" and "`dp_models`" in msg
+    swapped = {0.5: models[2.0], 1.0: models[1.0], 2.0: models[0.5]}
+    if abs(runs[0.5][1] - runs[2.0][1]) > 1e-4:
+        status, msg = run("ex13_7", dp_runs=runs, dp_models=swapped, q_dp=q, dp_steps=steps, sigma_for_budget=best)
+        assert status == "fail" and "measures" in msg

@@ -55,10 +55,21 @@ def frechet_distance(a, b, ddof=1):
     return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.trace(cm))
 
 
-SWEEP = [{"beta": b, "recon": r, "kl": k} for b, r, k in [(0.5, 20, 30), (1, 22, 25), (2, 24, 18), (4, 27, 10), (8, 40, 4)]]
+def _real_sweep():
+    """A small real β sweep, as the exercise runs it (one ConvVAE(latent_dim=8) per β), measured on the val digits."""
+    from tutorlib.data import load_digits
+    from tutorlib.generative import ConvVAE, beta_sweep
+
+    with torch.random.fork_rng():
+        return beta_sweep([0.5, 1.0, 2.0, 4.0, 8.0], load_digits("train", limit=64), load_digits("val"),
+                          lambda: ConvVAE(latent_dim=8), epochs=1, progress=False, log=False)
+
+
+SWEEP = _real_sweep()
+HAND_TYPED = [{"beta": b, "recon": r, "kl": k} for b, r, k in [(0.5, 20, 30), (1, 22, 25), (2, 24, 18), (4, 27, 10), (8, 40, 4)]]
 RIGHT = {"reparameterize": reparameterize, "kl_to_standard_normal": kl_to_standard_normal,
          "gan_train_step": gan_train_step, "slerp": slerp, "frechet_distance": frechet_distance,
-         "sweep": SWEEP, "chosen_beta": 2.0}
+         "sweep": SWEEP, "chosen_beta": max(r["beta"] for r in SWEEP if r["recon"] <= 1.25 * min(r["recon"] for r in SWEEP))}
 
 
 @pytest.mark.parametrize("ex", [f"ex08_{i}" for i in range(1, 7)])
@@ -93,13 +104,32 @@ def test_typical_mistakes_are_named(ex, name, wrong, expected):
 
 
 def test_beta_choice_mistakes():
-    ns = dict(RIGHT, chosen_beta=0.5)
-    r = run_check("ex08_6", ns, device="cpu")
-    assert r.status == "fail" and "LARGEST" in r.message
+    best = min(SWEEP, key=lambda r: r["recon"])["beta"]
+    wrong = best if best != RIGHT["chosen_beta"] else next(r["beta"] for r in SWEEP if r["beta"] != best)
+    r = run_check("ex08_6", dict(RIGHT, chosen_beta=wrong), device="cpu")
+    assert r.status == "fail" and f"chosen_beta is {wrong:g}" in r.message
+    if wrong == best:
+        assert "LARGEST" in r.message
     r = run_check("ex08_6", dict(RIGHT, sweep=SWEEP[1:4]), device="cpu")
     assert r.status == "fail" and "at least 4" in r.message
     r = run_check("ex08_6", dict(RIGHT, sweep=[dict(s, recon=float("nan")) for s in SWEEP]), device="cpu")
     assert r.status == "fail" and "finite" in r.message
+
+
+def test_a_made_up_sweep_fails():
+    # Issue 22: a hand-typed sweep used to pass; its numbers must now come from its own trained models.
+    r = run_check("ex08_6", dict(RIGHT, sweep=HAND_TYPED, chosen_beta=2.0), device="cpu")
+    assert r.status == "fail" and "no trained 'model'" in r.message
+    edited = [dict(s) for s in SWEEP]
+    edited[2]["recon"] *= 0.8  # a real run with one number "improved" by hand
+    r = run_check("ex08_6", dict(RIGHT, sweep=edited), device="cpu")
+    assert r.status == "fail" and "its own model measures" in r.message
+    swapped = [dict(s) for s in SWEEP]
+    swapped[0]["model"], swapped[-1]["model"] = swapped[-1]["model"], swapped[0]["model"]
+    r = run_check("ex08_6", dict(RIGHT, sweep=swapped), device="cpu")
+    assert r.status == "fail" and "its own model measures" in r.message
+    r = run_check("ex08_6", dict(RIGHT, sweep=[dict(s, model=torch.nn.Linear(2, 2)) for s in SWEEP]), device="cpu")
+    assert r.status == "fail" and "is not a ConvVAE(latent_dim=8)" in r.message
 
 
 def test_stubs_are_not_attempted_and_missing_names_are_reported():

@@ -191,8 +191,7 @@ def test_exit_input_huge_output_and_a_fake_check_never_pass(tmp_path: Path) -> N
         "ex00_1": "import sys\ndef make_batch(n, device):\n    return torch.zeros(n, 8, 8)\nsys.exit()",
         "ex00_2": (
             "def accuracy(logits, labels):\n    return 0.0\n"
-            "check = lambda *a, **k: True\n"
-            "import tutorlib.grading\ntutorlib.grading.check = check\n" + fake
+            "check = lambda *a, **k: True\n" + fake
         ),
         "ex00_3": "n = int(input('how many? '))\ndef count_trainable(model):\n    return n",
         "ex00_4": "print('x' * 100_000_000)\ndef train_step(model, x, y, optimizer):\n    return 0.0",
@@ -230,12 +229,18 @@ def test_deleted_duplicated_and_reordered_cells(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the command line
 
 
+def _raising_cell_and_a_hint(nb: nbformat.NotebookNode) -> None:
+    nb.cells.insert(2, nbformat.v4.new_code_cell("\nundefined_name + 1  # a cell outside the exercises"))
+    shown = nbformat.v4.new_output("stream", name="stdout", text="💡 ex00_1 hint 2 of 2: the shape is (n, 1, 8, 8)\n")
+    nb.cells.insert(3, nbformat.v4.new_code_cell('hint("ex00_1")', metadata={"tutorlib": {"hint": "ex00_1"}}, outputs=[shown]))
+
+
 def test_cli_table_json_and_exit_code_2_for_a_corrupt_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = make_notebook(tmp_path, "00_shape.ipynb", {
         "ex00_1": "def make_batch(n, device):\n    return torch.rand(n, 64, device=device)",
         "ex00_5": "def normalize(x, eps=1e-5):\n    d = tuple(range(1, x.dim()))\n"
                   "    return ((x - x.mean(d, keepdim=True)) / (x.std(d, keepdim=True, correction=0) + eps)).float()",
-    })
+    }, transform=_raising_cell_and_a_hint)
     corrupt = tmp_path / "00_corrupt.ipynb"
     corrupt.write_text(SOLUTION.read_text()[:700])
     out = tmp_path / "report.json"
@@ -253,7 +258,13 @@ def test_cli_table_json_and_exit_code_2_for_a_corrupt_notebook(tmp_path: Path, c
     assert shape_nb["python"] and shape_nb["torch"]
     ex5 = shape_nb["exercises"]["ex00_5"]
     assert ex5["status"] == "fail" and "dtype torch.float32, expected torch.float64" in ex5["message"]
-    assert set(ex5) == {"id", "status", "score", "max_score", "seconds", "message"}
+    assert set(ex5) == {"id", "status", "score", "max_score", "seconds", "message", "seed", "hints"}
+    assert isinstance(ex5["seed"], int) and isinstance(shape_nb["seed"], int) and ex5["hints"] == 0
+    assert shape_nb["exercises"]["ex00_1"]["hints"] == 2  # what the saved outputs say was shown
+    # A cell outside the exercises that raised is listed (issue 24): its index, first line and exception line.
+    assert shape_nb["cell_errors"] == [{"cell": 2, "source": "undefined_name + 1  # a cell outside the exercises",
+                                        "error": "NameError: name 'undefined_name' is not defined"}]
+    assert "1 cell outside the exercises did not run cleanly" in text and "cell 2" in text
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"a": 1}', ""])
@@ -272,3 +283,114 @@ def test_a_notebook_without_exercises_cannot_be_graded(tmp_path: Path) -> None:
     nbformat.write(nb, path)
     with pytest.raises(NotebookError, match="no exercises found"):
         grade_notebook(path)
+
+
+# --------------------------------------------------------------------------- tampering (issue 22)
+
+# The false pass the issue reproduced: one cell at the top of the untouched exercise notebook.
+ISSUE_TAMPER = (
+    "import tutorlib.grading.registry as _r\n"
+    '_r.run_check = lambda eid, ns, **k: _r.CheckResult(eid, "pass", "passed", 1, 1)'
+)
+# Routes that hide the grading import from the grader's source scan; each earns nothing anyway,
+# because a protocol check's pass is decided by `compare` in the grader's own process.
+_HIDDEN = "import importlib\ng = lambda m: importlib.import_module('tutorlib.' + m)\n"
+TAMPER_ROUTES = {
+    "registry": _HIDDEN + (
+        "_r = g('grading.registry')\n"
+        "_r.run_check = lambda eid, ns, **k: _r.CheckResult(eid, 'pass', 'passed', 1, 1)\n"
+        "_r.get_exercise('ex00_1')  # discover the checks\n"
+        "for _e in list(_r._REGISTRY.values()):\n"
+        "    _r._REGISTRY[_e.id] = _r.Exercise(_e.id, lambda ctx: None, _e.points, _e.timeout)"
+    ),
+    "checks": _HIDDEN + (
+        "_c = g('grading.checks.ex00')\n"
+        "for _k in (_c.MakeBatchCheck, _c.AccuracyCheck, _c.CountTrainableCheck, _c.TrainStepCheck, _c.NormalizeCheck):\n"
+        "    _k.compare = lambda self, inputs, outputs: None\n"
+        "    _k.call = lambda self, learner, inputs: [0.5, 0.5, 0.5]"
+    ),
+    "helpers_and_torch": _HIDDEN + (
+        "_h = g('grading.compare')\n"
+        "_h.expect_close = _h.expect_tensor = _h.expect_number = _h.expect_finite = lambda *a, **k: a[0] if a else None\n"
+        "_h.call_safely = lambda fn, *a, **k: 0.5\n"
+        "torch.allclose = torch.equal = lambda *a, **k: True\n"
+        "import builtins\nbuiltins.isinstance = lambda obj, cls: True if cls is float else type(obj) is cls or issubclass(type(obj), cls)\n"
+        "builtins.NotImplementedError = type('Sneaky', (Exception,), {})"
+    ),
+    "hook_and_files": _HIDDEN + (
+        "import json, os, tempfile, threading, time\n"
+        "_k = g('grading._gradehook')\n"
+        "def _fake(eid, i, o, **k):\n"
+        "    with open(o + '.json', 'w') as fh:\n"
+        "        json.dump({'meta': {'id': eid, 'status': 'pass'}, 'data': None, 'id': eid, 'status': 'pass', 'score': 2}, fh)\n"
+        "_k.run_call = _k.report = _fake\n"
+        "def _flood():  # overwrite every result file the grader might read, all the time\n"
+        "    while True:\n"
+        "        for d in os.listdir(tempfile.gettempdir()):\n"
+        "            if d.startswith('tutorlib-'):\n"
+        "                p = os.path.join(tempfile.gettempdir(), d)\n"
+        "                try:\n"
+        "                    for f in os.listdir(p):\n"
+        "                        if f.endswith('.json'):\n"
+        "                            _fake(f.split('-')[0], '', os.path.join(p, f[:-5]))\n"
+        "                except OSError:\n"
+        "                    pass\n"
+        "        time.sleep(0.001)\n"
+        "threading.Thread(target=_flood, daemon=True).start()\n"
+        "print('✅ ex00_1 passed (1/1 point)')"
+    ),
+    "check_function": _HIDDEN + (
+        "_p = g('grading')\n"
+        "_p.check = check = lambda *a, **k: True\n"
+        "globals()['hint'] = check\n"
+        "setattr(_p, 'hint', check)"
+    ),
+}
+
+
+def _exercise_with(tmp_path: Path, name: str, source: str, at: int) -> Path:
+    nb = nbformat.read(EXERCISE, as_version=4)
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
+    path = tmp_path / name
+    nbformat.write(nb, path)
+    return path
+
+
+def test_the_issues_two_line_tamper_earns_nothing_and_is_reported(tmp_path: Path) -> None:
+    path = _exercise_with(tmp_path, "00_tamper.ipynb", ISSUE_TAMPER, 0)
+    before = path.read_bytes()
+    report = grade_notebook(path)
+    assert report.total == 0, statuses(report)
+    assert set(statuses(report).values()) == {"fail"}
+    for ex_id in IDS:
+        assert "the notebook imports the grading code (cell 0: `import tutorlib.grading.registry as _r`" in msg(report, ex_id)
+        assert "not_attempted" in msg(report, ex_id)  # what the check itself found: the stubs are untouched
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("route", sorted(TAMPER_ROUTES))
+def test_hidden_tampering_routes_earn_nothing(tmp_path: Path, route: str) -> None:
+    path = _exercise_with(tmp_path, f"00_{route}.ipynb", TAMPER_ROUTES[route], 2)  # after the setup cell
+    before = path.read_bytes()
+    report = grade_notebook(path)
+    assert report.total == 0, [(e.id, e.status, e.message) for e in report.exercises]
+    assert "pass" not in statuses(report).values()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_a_planted_report_and_a_link_at_its_temporary_name_change_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "grades.json"
+    canary = tmp_path / "canary.txt"
+    canary.write_text("untouched")
+    plant = (
+        "import json, os\n"
+        f"json.dump({{'total': 7, 'max_total': 7}}, open({str(out)!r}, 'w'))\n"
+        f"os.symlink({str(canary)!r}, {str(out) + '.tmp'!r})\n"
+        f"os.chmod({str(tmp_path)!r}, 0o755)"
+    )
+    path = _exercise_with(tmp_path, "00_planted.ipynb", plant, 2)
+    assert main(["grade", str(path), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["total"] == 0 and data["notebooks"][0]["total"] == 0
+    assert canary.read_text() == "untouched"

@@ -73,14 +73,48 @@ def _run(train: float, val: float, val_losses: list[float] | None = None) -> Run
     return RunResult(RegConfig(), History(eps), nn.Linear(1, 1), train, val, 0.1, 0.5)
 
 
-def test_sweep_and_plot_reading_checks() -> None:
-    results = {0.0: _run(1.0, 0.8), 0.3: _run(0.97, 0.85), 0.6: _run(0.9, 0.86)}
-    gaps = {k: r.train_accuracy - r.val_accuracy for k, r in results.items()}
-    assert _status("ex02_5", {"sweep_results": results, "gaps": gaps, "best_rate": 0.6})[0] == "pass"
-    assert "smaller gap" in _status("ex02_5", {"sweep_results": results, "gaps": gaps, "best_rate": 0.3})[1]
-    flipped = {k: -v for k, v in gaps.items()}
-    assert "wrong sign" in _status("ex02_5", {"sweep_results": results, "gaps": flipped, "best_rate": 0.6})[1]
+def _real_sweep() -> dict:
+    """The exercise's sweep, small: the lesson's MLP once per dropout rate, measured on the full validation digits."""
+    from tutorlib.data import load_digits
+    from tutorlib.models import MLP
+    from tutorlib.regularize import dropout_sweep
 
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return dropout_sweep([0.0, 0.4, 0.8], lambda p: MLP(64, [256, 256], 10, dropout=p), load_digits("train", limit=48),
+                             load_digits("val"), epochs=3, base=RegConfig(lr=3e-3), progress=False)
+
+
+def test_sweep_check_uses_the_lessons_criterion_and_re_measures_the_runs() -> None:
+    results = _real_sweep()
+    gaps = {k: r.train_accuracy - r.val_accuracy for k, r in results.items()}
+    best = max(results, key=lambda k: (results[k].val_accuracy, -results[k].val_loss))
+    ns = {"sweep_results": results, "gaps": gaps, "best_rate": best}
+    assert _status("ex02_5", ns) == ("pass", f"dropout {best} has the best validation accuracy ({results[best].val_accuracy:.3f})")
+    worse = min(results, key=lambda k: (results[k].val_accuracy, -results[k].val_loss))
+    if results[worse].val_accuracy < results[best].val_accuracy:
+        assert "validation accuracy" in _status("ex02_5", dict(ns, best_rate=worse))[1]
+    smallest = min(gaps, key=gaps.get)
+    if results[smallest].val_accuracy < results[best].val_accuracy:  # issue 22: the smallest gap used to be graded right
+        status, message = _status("ex02_5", dict(ns, best_rate=smallest))
+        assert status == "fail" and "smallest gap" in message
+    flipped = {k: -v for k, v in gaps.items()}
+    assert "wrong sign" in _status("ex02_5", dict(ns, gaps=flipped))[1]
+    # Made-up results fail: hand-made RunResults, or real ones with an edited validation accuracy.
+    made_up = {0.0: _run(1.0, 0.8), 0.3: _run(0.97, 0.85), 0.6: _run(0.9, 0.86)}
+    made_gaps = {k: r.train_accuracy - r.val_accuracy for k, r in made_up.items()}
+    status, message = _status("ex02_5", {"sweep_results": made_up, "gaps": made_gaps, "best_rate": 0.6})
+    assert status == "fail" and "is not the lesson's MLP" in message
+    import dataclasses
+
+    edited = dict(results)
+    edited[worse] = dataclasses.replace(results[worse], val_accuracy=results[worse].val_accuracy + 0.2)
+    edited_gaps = {k: r.train_accuracy - r.val_accuracy for k, r in edited.items()}
+    status, message = _status("ex02_5", {"sweep_results": edited, "gaps": edited_gaps, "best_rate": worse})
+    assert status == "fail" and "its own model measures" in message
+
+
+def test_plot_reading_check() -> None:
     h = _run(1.0, 0.9, [2.0, 1.0, 0.5, 0.4, 0.45, 0.6, 0.8, 1.0]).history
     assert _status("ex02_6", {"overfit_history": h, "best_epoch": 4})[0] == "pass"
     sharp = _run(1.0, 0.9, [2.0, 1.5, 1.2, 0.3, 1.2, 1.5, 1.8, 2.0]).history

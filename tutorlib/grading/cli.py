@@ -69,7 +69,7 @@ def run_grade(args: argparse.Namespace) -> int:
     >>> run_grade(argparse.Namespace(paths=["nope.ipynb"], timeout=None, cell_timeout=120, memory_limit=None, json=None))
     nope.ipynb: CANNOT GRADE: nope.ipynb: no such file
     <BLANKLINE>
-    Only checks that reported a pass to the grader in this run score. Not a sandbox: graded notebooks run with your permissions; grade untrusted submissions inside a container or VM.
+    Only checks that passed in this run score; protocol checks are decided in the grader's own process. Not a sandbox: graded notebooks run with your permissions; grade untrusted submissions inside a container or VM.
     2
     """
     from .grader import grade_paths

@@ -6,20 +6,29 @@ How a notebook is graded:
    kernel starts with ``TUTORLIB_SMOKE=1``. Cells run in notebook order; the notebook's own check
    cells (metadata ``{"tutorlib": {"check": id}}``) are skipped.
 2. Right after the *last* answer cell of each exercise (metadata ``{"tutorlib": {"exercise": id}}``)
-   the grader runs the registered check through its own channel: ``tutorlib.grading._gradehook``
-   writes the result to a file whose name is a fresh random nonce. Nothing the notebook prints, and
-   not the notebook's ``check`` name, can produce a pass.
+   the grader checks it. For a protocol check (:mod:`.protocol`) it makes the inputs in its own process
+   with a seed picked for this run (:mod:`secrets`, recorded in the report), writes them as safetensors
+   + JSON (:mod:`.wire`) to its private folder, runs only the check's ``call`` in the kernel
+   (``_gradehook.run_call``), which writes the learner's outputs to a fresh random file name, reads them
+   back and runs ``compare`` here. A status the kernel reports can only fail the exercise. Older checks
+   (``@register``) still run whole in the kernel (``_gradehook.report``) until they are converted.
+   Before running anything, the grader reads the notebook's source (:mod:`.static`): a notebook that
+   imports the grading code fails every exercise, an answer cell that uses the exercise's ``reference``
+   (the library's own implementation) fails that exercise, each with a message saying so.
 3. The answer cell and its check share the exercise's time limit. At the limit the kernel is
    interrupted, and killed if it does not stop. A kernel that dies (``os._exit``, memory above the
    limit, ``exit()``) is restarted and the cells that had run without error are run again, so later
    exercises are still graded. ``input()`` raises inside the kernel; output is counted, never kept.
 4. Exercises whose answer cell is gone are checked once more at the end of the notebook; they pass
    if the learner's objects exist and are right, else they are ``missing``.
+5. Cells outside the exercises that raise (or time out, or kill the kernel) are listed in the report
+   (``cell_errors``): the rest still runs, but a teacher sees the notebook did not run cleanly.
 
-An exercise scores only when its check reported ``pass`` through that channel in this run. This
-guards against mistakes and naive tricks, **not** against a hostile notebook: the notebook's code
-runs with your permissions in the same process as the checks. It is not a sandbox; grade untrusted
-submissions inside a container or VM.
+An exercise on the protocol scores only when ``compare``, in the grader's process, passes the plain data
+the kernel sent back; nothing the notebook prints or patches inside its kernel can make that pass. This
+guards against mistakes and tampering with the grading code in the kernel, **not** against a hostile
+notebook in general: its code runs with your permissions and could, say, edit files of the installed
+library. It is not a sandbox; grade untrusted submissions inside a container or VM.
 
 >>> from tutorlib.grading.grader import grade_notebook
 >>> report = grade_notebook("solutions/00_welcome.ipynb")          # doctest: +SKIP
@@ -48,12 +57,13 @@ from typing import Any
 
 import nbformat
 import psutil
+import torch
 from jupyter_client.manager import KernelManager
 
-from . import registry
+from . import protocol, registry, static, wire
 from .nbexec import NUDGE_S
 
-__all__ = ["NotebookError", "ExerciseResult", "NotebookReport", "grade_notebook", "grade_paths", "default_memory_limit"]
+__all__ = ["NotebookError", "ExerciseResult", "CellError", "NotebookReport", "grade_notebook", "grade_paths", "default_memory_limit"]
 
 _LESSON_FROM_NAME = re.compile(r"^(\d{2})_")
 _GRACE_S = 3.0  # how long an interrupted cell may take to stop before the kernel is killed
@@ -74,6 +84,8 @@ class ExerciseResult:
     max_score: float
     seconds: float
     message: str
+    seed: int | None = None  # the inputs' seed (protocol checks); None for checks that run in the kernel
+    hints: int = 0  # hints the notebook's saved outputs show as seen, for information
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (seconds rounded to ms)."""
@@ -84,7 +96,22 @@ class ExerciseResult:
             "max_score": self.max_score,
             "seconds": round(self.seconds, 3),
             "message": self.message,
+            "seed": self.seed,
+            "hints": self.hints,
         }
+
+
+@dataclass
+class CellError:
+    """A cell that is not an exercise's answer and did not run cleanly (it raised, timed out or killed the kernel)."""
+
+    index: int  # the cell's position in the notebook (0-based, markdown cells counted)
+    source: str  # its first non-empty line
+    error: str  # "ZeroDivisionError: division by zero"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {"cell": self.index, "source": self.source, "error": self.error}
 
 
 @dataclass
@@ -99,6 +126,8 @@ class NotebookReport:
     seconds: float = 0.0
     kernel_restarts: int = 0
     error: str | None = None
+    seed: int | None = None  # the run's seed; each protocol exercise's inputs use protocol.exercise_seed(seed, id)
+    cell_errors: list[CellError] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -362,7 +391,8 @@ def _cells(nb: Any) -> list[_Cell]:
             continue
         meta = _tutorlib_meta(cell)
         exercise = meta.get("exercise") if isinstance(meta.get("exercise"), str) else None
-        out.append(_Cell(i, cell.get("source", ""), exercise=exercise, is_check="check" in meta and exercise is None))
+        is_check = ("check" in meta or "hint" in meta) and exercise is None
+        out.append(_Cell(i, cell.get("source", ""), exercise=exercise, is_check=is_check))
     return out
 
 
@@ -448,6 +478,63 @@ class _Run:
         return outcome, data, note
 
 
+    def protocol_check(self, exercise: registry.Exercise, limit: float, seed: int) -> tuple[_Outcome, dict[str, Any] | None, str]:
+        """Inputs made here, ``call`` run in the kernel, ``compare`` run here: the result's status is decided here."""
+        check = exercise.check
+        try:
+            inputs = protocol.make_inputs(check, seed)
+        except Exception as exc:  # noqa: BLE001 - a bug in the check, not in the answer
+            return _Outcome("ok", 0.0), {"id": exercise.id, "status": "error",
+                                         "message": f"the check could not make its inputs ({type(exc).__name__}: {exc})"}, ""
+        in_prefix = os.path.join(self.secret_dir, secrets.token_hex(16))
+        out_prefix = os.path.join(self.secret_dir, secrets.token_hex(16))
+        wire.save(inputs, in_prefix)
+        code = (f"__import__('tutorlib.grading._gradehook', fromlist=['run_call']).run_call("
+                f"{exercise.id!r}, {in_prefix!r}, {out_prefix!r})")
+        outcome = self.kernel.execute(code, limit, silent=True)
+        note = ""
+        if outcome.status == "died" or (outcome.status == "timeout" and not self.kernel.alive()):
+            note = self.restart()
+        data = None
+        try:
+            if outcome.status == "ok" and os.path.isfile(f"{out_prefix}.json"):
+                try:
+                    outputs, meta = wire.load(out_prefix)
+                except Exception as exc:  # noqa: BLE001 - whatever the kernel wrote, it is not a pass
+                    data = {"id": exercise.id, "status": "error",
+                            "message": f"the grader could not read what the kernel sent back ({type(exc).__name__}: {exc})"}
+                else:
+                    data = {"id": exercise.id, **_decide(exercise, inputs, outputs, meta)}
+        finally:
+            for suffix in (".json", ".safetensors", ".json.tmp"):
+                for prefix in (in_prefix, out_prefix):
+                    try:
+                        os.remove(prefix + suffix)
+                    except OSError:
+                        pass
+        return outcome, data, note
+
+
+def _decide(exercise: registry.Exercise, inputs: Any, outputs: Any, meta: dict[str, Any]) -> dict[str, str]:
+    """The grader's decision on what the kernel sent: only ``compare`` run here can pass; a kernel status only fails."""
+    status = meta.get("status")
+    if meta.get("id") != exercise.id:
+        return {"status": "error", "message": "the kernel's answer is for another exercise (was the grading hook tampered with?)"}
+    if status in ("fail", "not_attempted", "error"):
+        return {"status": str(status), "message": str(meta.get("message", ""))[:1000]}
+    if status != "ok":
+        return {"status": "error", "message": "the kernel sent back no result (was the grading hook tampered with?)"}
+    threads = torch.get_num_threads()
+    try:
+        if exercise.single_thread and threads != 1:
+            torch.set_num_threads(1)
+        status, message = protocol.judge(exercise.check, inputs, outputs, wire.local_device(str(meta.get("device", "cpu"))))
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return {"status": status, "message": message}
+
+
 def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
@@ -480,8 +567,12 @@ def grade_notebook(
     cell_timeout: float = 120.0,
     memory_limit: int | None = None,
     env: dict[str, str] | None = None,
+    seed: int | None = None,
 ) -> NotebookReport:
     """Grade one notebook in a fresh kernel and return its report; raises :class:`NotebookError` if it cannot be graded.
+
+    ``seed`` fixes the run's seed (default: a fresh one from :mod:`secrets`, recorded in the report) from which
+    each protocol exercise's inputs are made in this process.
 
     ``timeout`` overrides every exercise's time limit (seconds, answer cell and check together),
     ``timeouts`` overrides it for single exercises by id; ``cell_timeout`` limits each other cell; ``memory_limit`` (bytes, default
@@ -516,7 +607,10 @@ def grade_notebook(
     if not expected:
         raise NotebookError(f"{path}: lesson {lesson} has no registered exercises and the notebook names none")
     last_answer = {c.exercise: c.index for c in cells if c.exercise}
-    report = NotebookReport(path=str(path), sha256=digest, lesson=lesson or "")
+    run_seed = secrets.randbits(63) if seed is None else int(seed)
+    report = NotebookReport(path=str(path), sha256=digest, lesson=lesson or "", seed=run_seed)
+    flagged = _static_findings(cells, expected)
+    hints = static.hints_shown(nb.cells)
     results: dict[str, ExerciseResult] = {}
     for ex_id, ex in expected.items():
         if ex is None:
@@ -535,18 +629,23 @@ def grade_notebook(
                     continue
                 ex = expected.get(cell.exercise) if cell.exercise else None
                 if ex is None:
-                    run.run_cell(cell, cell_timeout)
+                    outcome, _ = run.run_cell(cell, cell_timeout)
+                    if cell.exercise is None and outcome.status != "ok":
+                        report.cell_errors.append(_cell_error(cell, outcome))
                     continue
                 limit = _limit(ex, timeout, timeouts)
                 if last_answer[ex.id] != cell.index:  # an earlier copy of an answer cell: run it, grade the last
                     run.run_cell(cell, limit)
                     continue
-                results[ex.id] = _grade_exercise(run, ex, cell, limit)
+                results[ex.id] = _grade_exercise(run, ex, cell, limit, protocol.exercise_seed(run_seed, ex.id))
             for ex_id, ex in expected.items():
                 if ex is None or ex_id in results:
                     continue
                 limit = _limit(ex, timeout, timeouts)
-                outcome, data, note = run.report(ex_id, limit)
+                if ex.check is not None:
+                    outcome, data, note = run.protocol_check(ex, limit, protocol.exercise_seed(run_seed, ex_id))
+                else:
+                    outcome, data, note = run.report(ex_id, limit)
                 res = _from_check(ex, data, outcome, outcome.seconds, note, limit)
                 if res.status == "pass":
                     res.message = "passed (its answer cell was not found, so it was checked at the end of the notebook)"
@@ -560,6 +659,14 @@ def grade_notebook(
         finally:
             kernel.stop()
     order = list(expected)
+    for ex_id, ex in expected.items():
+        res = results[ex_id]
+        if ex is not None and ex.check is not None:
+            res.seed = protocol.exercise_seed(run_seed, ex_id)
+        res.hints = hints.get(ex_id, 0)
+        if ex_id in flagged:
+            res.message = _join(flagged[ex_id], f"the check said: {res.status}: {res.message}" if res.message else "")
+            res.status, res.score = "fail", 0
     report.exercises = [results[i] for i in order]
     report.kernel_restarts = run.restarts
     report.seconds = time.monotonic() - started
@@ -572,7 +679,43 @@ def _limit(ex: registry.Exercise, timeout: float | None, timeouts: dict[str, flo
     return float(timeout) if timeout is not None else ex.timeout
 
 
-def _grade_exercise(run: _Run, ex: registry.Exercise, cell: _Cell, limit: float) -> ExerciseResult:
+def _static_findings(cells: Sequence[_Cell], expected: dict[str, registry.Exercise | None]) -> dict[str, str]:
+    """Per exercise id, why the notebook's source disqualifies it: it imports the grading code, or the
+    exercise's answer cells use the library's own implementation (found here, in the grader's process)."""
+    found: dict[str, str] = {}
+    imports = [(c, line) for c in cells if not c.is_check for line in static.grading_imports(c.source)]
+    if imports:
+        cell, line = imports[0]
+        more = f" (and {len(imports) - 1} more)" if len(imports) > 1 else ""
+        why = (f"the notebook imports the grading code (cell {cell.index}: `{line}`{more}); answers may not reach "
+               "into tutorlib.grading: remove it")
+        found = {ex_id: why for ex_id in expected}
+    aliases: dict[str, str] = {}
+    for cell in cells:
+        if cell.is_check:
+            continue
+        ex = expected.get(cell.exercise) if cell.exercise else None
+        reference = tuple(getattr(getattr(ex, "check", None), "reference", ()) or ())
+        if reference:
+            used = static.reference_uses(cell.source, reference, aliases)
+            if used and cell.exercise not in found:
+                found[cell.exercise] = protocol._reference_message(used[0])  # type: ignore[index]
+        aliases = static.imports_of(cell.source, aliases)
+    return found
+
+
+def _cell_error(cell: _Cell, outcome: _Outcome) -> CellError:
+    first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")[:120]
+    if outcome.status == "error":
+        error = f"{outcome.ename}: {outcome.evalue}".rstrip(": ").splitlines()[0][:300] if outcome.evalue else outcome.ename
+    elif outcome.status == "timeout":
+        error = "timed out (the cell did not finish within the cell time limit)"
+    else:
+        error = f"the kernel died: {outcome.detail}"
+    return CellError(cell.index, first, error)
+
+
+def _grade_exercise(run: _Run, ex: registry.Exercise, cell: _Cell, limit: float, seed: int = 0) -> ExerciseResult:
     outcome, note = run.run_cell(cell, limit)
     pts = ex.points
     if outcome.status == "timeout":
@@ -594,7 +737,10 @@ def _grade_exercise(run: _Run, ex: registry.Exercise, cell: _Cell, limit: float)
                               f"the answer cell raised {outcome.ename}: {outcome.evalue}{hint}".rstrip(": "))
     # The answer and its check share the limit; time spent restarting a kernel is not counted.
     remaining = max(1.0, limit - outcome.seconds)
-    check_outcome, data, check_note = run.report(ex.id, remaining)
+    if ex.check is not None:
+        check_outcome, data, check_note = run.protocol_check(ex, remaining, seed)
+    else:
+        check_outcome, data, check_note = run.report(ex.id, remaining)
     return _from_check(ex, data, check_outcome, outcome.seconds + check_outcome.seconds, check_note, limit)
 
 

@@ -261,7 +261,7 @@ def run_call(check: Any, namespace: Mapping[str, Any], device: torch.device, inp
     """``check.call`` on the learner's namespace; the result is returned as it will cross the boundary."""
     learner = Learner(namespace, torch.device(device), tuple(getattr(check, "reference", ())))
     out = check.call(learner, inputs)
-    return wire.roundtrip(out, f"what {check.id}'s check got from your code")
+    return wire.roundtrip(out, "the data your code returned")
 
 
 def run_in_process(check: Any, namespace: Mapping[str, Any], device: torch.device, seed: int) -> str | None:

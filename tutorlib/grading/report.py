@@ -1,8 +1,9 @@
 """Print the grader's table and write its JSON report.
 
-The table has one row per exercise (id, status, score, seconds, message) and a total per
-notebook; the JSON report adds the notebook's SHA-256, the Python/torch versions and device of the
-grading kernel. Both say that grading is not a sandbox: the graded notebook's code runs with the
+The table has one row per exercise (id, status, score, seconds, message), a total per notebook,
+and the cells outside the exercises that did not run cleanly; the JSON report adds the notebook's
+SHA-256, the Python/torch versions and device of the grading kernel, the run's seed, and per exercise
+the seed of its inputs and the hints the notebook says were shown. Both say that grading is not a sandbox: the graded notebook's code runs with the
 grader's permissions, so untrusted submissions belong in a container or VM.
 
 >>> from tutorlib.grading.grader import NotebookReport, ExerciseResult
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -26,10 +28,10 @@ from .grader import NotebookReport
 
 __all__ = ["format_table", "to_json", "write_json", "FOOTER", "REPORT_VERSION"]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 FOOTER = (
-    "Only checks that reported a pass to the grader in this run score. Not a sandbox: graded notebooks "
-    "run with your permissions; grade untrusted submissions inside a container or VM."
+    "Only checks that passed in this run score; protocol checks are decided in the grader's own process. "
+    "Not a sandbox: graded notebooks run with your permissions; grade untrusted submissions inside a container or VM."
 )
 _MESSAGE_WIDTH = 90
 
@@ -44,7 +46,7 @@ def format_table(reports: Sequence[NotebookReport], message_width: int | None = 
     Messages are shortened to ``message_width`` characters (default: the terminal's width, at
     least 90); the JSON report always has them in full.
 
-    >>> format_table([]).splitlines()[-1].startswith("Only checks that reported a pass")
+    >>> format_table([]).splitlines()[-1].startswith("Only checks that passed in this run score")
     True
     """
     if message_width is None:
@@ -69,13 +71,18 @@ def format_table(reports: Sequence[NotebookReport], message_width: int | None = 
             lines.append(f"  {ex.id:<10} {ex.status:<14} {score:>5} {ex.seconds:>5.1f}s  {msg}")
         total = f"{_pts(rep.total)}/{_pts(rep.max_total)}"
         lines.append(f"  {'total':<10} {'':<14} {total:>5} {rep.seconds:>5.1f}s")
+        if rep.cell_errors:
+            lines.append(f"  {len(rep.cell_errors)} cell{'s' if len(rep.cell_errors) != 1 else ''} outside the exercises did not run cleanly:")
+            for err in rep.cell_errors:
+                text = textwrap.shorten(f"{err.error}  ({err.source})", message_width + 20, placeholder=" …")
+                lines.append(f"  cell {err.index:<5} {text}")
         lines.append("")
     lines.append(FOOTER)
     return "\n".join(lines)
 
 
 def to_json(reports: Sequence[NotebookReport]) -> dict[str, Any]:
-    """The JSON report: per notebook its hash, versions, device, total and each exercise by id.
+    """The JSON report: per notebook its hash, versions, device, seed, total, cells that raised, and each exercise by id.
 
     >>> to_json([])["notebooks"]
     []
@@ -100,6 +107,8 @@ def to_json(reports: Sequence[NotebookReport]) -> dict[str, Any]:
                 "device": rep.environment.get("device"),
                 "seconds": round(rep.seconds, 3),
                 "kernel_restarts": rep.kernel_restarts,
+                "seed": rep.seed,
+                "cell_errors": [e.to_dict() for e in rep.cell_errors],
                 "total": rep.total,
                 "max_total": rep.max_total,
                 "exercises": {ex.id: ex.to_dict() for ex in rep.exercises},
@@ -126,7 +135,19 @@ def write_json(reports: Sequence[NotebookReport], path: str | os.PathLike[str]) 
     if str(path) == "-":
         print(text, end="")
         return
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    # A fresh, exclusively created temporary file: a link planted at a predictable name is never followed.
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tutorlib-report-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise

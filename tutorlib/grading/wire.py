@@ -29,7 +29,7 @@ import torch
 
 from .compare import CheckFailed, describe
 
-__all__ = ["encode", "decode", "roundtrip", "save", "load", "MAX_BYTES"]
+__all__ = ["encode", "decode", "roundtrip", "save", "save_meta", "load", "local_device", "MAX_BYTES"]
 
 #: Largest file the grader reads back from a kernel (bytes); larger outputs are an error.
 MAX_BYTES = 2 * 2**30
@@ -47,7 +47,7 @@ def _refuse(x: Any, where: str) -> CheckFailed:
         return CheckFailed(f"{where} is a {type(x).__name__} (a torch module), which cannot be sent to the grader: "
                            "return its weights (model.state_dict()) or its outputs instead")
     if isinstance(x, np.ndarray):
-        return CheckFailed(f"{where} is a NumPy array of shape {x.shape}, expected a torch.Tensor: convert it with torch.from_numpy(...)")
+        return CheckFailed(f"{where} is a NumPy array, expected a torch.Tensor: convert it with torch.from_numpy(...)")
     if isinstance(x, np.generic):
         kind = "int" if isinstance(x, np.integer) else "bool" if isinstance(x, np.bool_) else "float"
         return CheckFailed(f"{where} is a NumPy {type(x).__name__}, expected a Python {kind}: wrap it in {kind}(...)")
@@ -69,13 +69,16 @@ def encode(obj: Any, where: str = "the result") -> tuple[Any, dict[str, torch.Te
     """
     tensors: dict[str, torch.Tensor] = {}
 
+    def label(path: str) -> str:
+        return f"{where} at {path}" if path else where
+
     def walk(x: Any, at: str, depth: int) -> Any:
         if depth > _MAX_DEPTH:
-            raise CheckFailed(f"{at} is nested more than {_MAX_DEPTH} levels deep: return a flatter structure")
+            raise CheckFailed(f"{label(at)} is nested more than {_MAX_DEPTH} levels deep: return a flatter structure")
         if x is None or type(x) in (bool, str):
             return x
         if isinstance(x, (np.generic, np.ndarray)):
-            raise _refuse(x, at)
+            raise _refuse(x, label(at))
         if isinstance(x, bool):
             return bool(x)
         if isinstance(x, int):
@@ -92,7 +95,7 @@ def encode(obj: Any, where: str = "the result") -> tuple[Any, dict[str, torch.Te
             t = x.detach()
             name = str(t.dtype).removeprefix("torch.")
             if name not in _DTYPES:
-                raise CheckFailed(f"{at} has dtype {t.dtype}, which cannot be sent to the grader: convert it with .float()")
+                raise CheckFailed(f"{label(at)} has dtype {t.dtype}, which cannot be sent to the grader: convert it with .float()")
             entry = {"__tensor__": None, "shape": list(t.shape), "dtype": name, "device": str(t.device),
                      "grad": bool(x.requires_grad)}
             if t.device.type != "meta":
@@ -111,16 +114,24 @@ def encode(obj: Any, where: str = "the result") -> tuple[Any, dict[str, torch.Te
             items = []
             for k, v in x.items():
                 if not (k is None or type(k) in (str, int, float, bool)):
-                    raise CheckFailed(f"{at} has a key of type {type(k).__name__}: use str or int keys")
+                    raise CheckFailed(f"{label(at)} has a key of type {type(k).__name__}: use str or int keys")
                 items.append([k, walk(v, f"{at}[{k!r}]", depth + 1)])
             return {"__dict__": items}
-        raise _refuse(x, at)
+        raise _refuse(x, label(at))
 
-    return walk(obj, where, 0), tensors
+    return walk(obj, "", 0), tensors
 
 
-def _device(name: str) -> torch.device:
-    dev = torch.device(name)
+def local_device(name: str) -> torch.device:
+    """The device called ``name`` if this process has it, else the CPU.
+
+    >>> local_device("meta"), local_device("xpu:7")
+    (device(type='meta'), device(type='cpu'))
+    """
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.device("cpu")
     if dev.type in ("cpu", "meta"):
         return dev
     if dev.type == "cuda" and torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count():
@@ -161,7 +172,7 @@ def decode(js: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return torch.device(x[tag])
         dtype = _DTYPES[x["dtype"]]
         shape = [int(s) for s in x["shape"]]
-        dev = _device(str(x.get("device", "cpu")))
+        dev = local_device(str(x.get("device", "cpu")))
         if x[tag] is None:
             t = torch.empty(shape, dtype=dtype, device="meta")
         else:

@@ -21,6 +21,7 @@ from torch import nn
 from tutorlib.regularize import l1_penalty, shift_image, smooth_targets
 
 from ..compare import CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor
+from ..protocol import exercise
 from ..registry import CheckContext, register
 
 __all__: list[str] = []
@@ -190,39 +191,116 @@ def _run_like(r: Any) -> bool:
     return hasattr(r, "train_accuracy") and hasattr(r, "val_accuracy")
 
 
-@register("ex02_5", points=2, timeout=60)
-def check_dropout_sweep(ctx: CheckContext) -> str:
-    """``sweep_results`` (rate -> RunResult), ``gaps`` (rate -> train − val accuracy) and ``best_rate`` (smallest gap)."""
-    results = ctx.get("sweep_results")
-    if not isinstance(results, dict) or len(results) < 3:
-        raise CheckFailed(f"`sweep_results` is {describe(results)}, expected a dict of at least 3 dropout rates -> results "
-                          "(what dropout_sweep(...) returns)")
-    for rate, r in results.items():
-        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise CheckFailed(f"`sweep_results` has key {rate!r}: the keys should be the dropout rates, numbers in [0, 1)")
-        if not _run_like(r):
-            raise CheckFailed(f"sweep_results[{rate}] is {describe(r)}, expected a RunResult with train_accuracy and val_accuracy")
-    gaps = ctx.get("gaps")
-    if not isinstance(gaps, dict) or set(gaps) != set(results):
-        got = sorted(gaps) if isinstance(gaps, dict) else describe(gaps)
-        raise CheckFailed(f"`gaps` should be a dict with the same keys as sweep_results ({sorted(results)}), got {got}")
-    for rate, r in results.items():
-        g = expect_number(gaps[rate], f"gaps[{rate}]")
-        want = r.train_accuracy - r.val_accuracy
-        if abs(g + want) < 1e-9 and want:
-            raise CheckFailed(f"gaps[{rate}] = {g:.4f} has the wrong sign: the gap is train accuracy minus validation accuracy")
-        if abs(g - want) > 1e-9:
-            raise CheckFailed(f"gaps[{rate}] = {g:.4f}, but sweep_results[{rate}] has train accuracy {r.train_accuracy:.4f} "
-                              f"and validation accuracy {r.val_accuracy:.4f}: the gap is {want:.4f}")
-    best = ctx.get("best_rate")
-    if best not in gaps:
-        raise CheckFailed(f"`best_rate` is {best!r}, expected one of the swept rates {sorted(gaps)}")
-    smallest = min(gaps.values())
-    if gaps[best] > smallest + 1e-12:
-        winner = min(gaps, key=gaps.get)
-        raise CheckFailed(f"`best_rate` = {best} has gap {gaps[best]:.4f}, but rate {winner} has the smaller gap "
-                          f"{smallest:.4f}: pick the rate that minimises the gap")
-    return f"the smallest gap ({smallest:+.3f}) is at dropout {best}"
+def _val_limit() -> int | None:
+    from tutorlib.runtime import budget
+
+    return budget(full=None, smoke=64)  # the exercise's validation slice: all of it, 64 images in smoke mode
+
+
+def _sweep_run(r: Any) -> Any:
+    """What crosses the boundary for one run of the learner's sweep: its numbers and its model's weights."""
+    if not _run_like(r):
+        return describe(r)
+    out = {k: getattr(r, k) for k in ("train_accuracy", "val_accuracy", "val_loss") if hasattr(r, k)}
+    model = getattr(r, "model", None)
+    out["model"] = dict(model.state_dict()) if isinstance(model, nn.Module) else describe(model)
+    return out
+
+
+@exercise("ex02_5", points=2, timeout=60)
+class DropoutSweepCheck:
+    """``sweep_results`` (rate -> RunResult), ``gaps`` (rate -> train − val accuracy) and ``best_rate``: the rate
+    with the best validation accuracy (ties: the lower validation loss) — the lesson's criterion, not the smallest gap.
+    Each run's validation accuracy is re-measured from its own model, so made-up results fail."""
+
+    names = ("sweep_results", "gaps", "best_rate")
+    hints = (
+        "gaps[rate] = sweep_results[rate].train_accuracy - sweep_results[rate].val_accuracy.",
+        "best_rate is the rate whose run has the highest val_accuracy; on a tie, the lower val_loss.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        results = learner.get("sweep_results")
+        gaps = learner.get("gaps")
+        best = learner.get("best_rate")
+        runs = ({k: _sweep_run(r) for k, r in results.items()} if isinstance(results, dict)
+                and all(isinstance(k, (int, float)) for k in results) else describe(results))
+        plain_gaps = (dict(gaps) if isinstance(gaps, dict) and all(isinstance(k, (int, float)) for k in gaps)
+                      else describe(gaps))
+        return {"runs": runs, "gaps": plain_gaps, "best": best if isinstance(best, (int, float)) else describe(best),
+                "val_limit": _val_limit()}
+
+    def compare(self, inputs: dict, outputs: dict) -> str:
+        from tutorlib.data import load_digits
+        from tutorlib.models import MLP
+
+        results = outputs["runs"]
+        if not isinstance(results, dict) or len(results) < 3:
+            raise CheckFailed(f"`sweep_results` is {results if isinstance(results, str) else 'a dict of ' + str(len(results)) + ' runs'}, "
+                              "expected a dict of at least 3 dropout rates -> results (what dropout_sweep(...) returns)")
+        for rate, r in results.items():
+            if isinstance(rate, bool) or not 0 <= rate < 1:
+                raise CheckFailed(f"`sweep_results` has key {rate!r}: the keys should be the dropout rates, numbers in [0, 1)")
+            if not isinstance(r, dict):
+                raise CheckFailed(f"sweep_results[{rate}] is {r}, expected a RunResult with train_accuracy and val_accuracy")
+        gaps = outputs["gaps"]
+        if not isinstance(gaps, dict) or set(gaps) != set(results):
+            got = sorted(gaps) if isinstance(gaps, dict) else gaps
+            raise CheckFailed(f"`gaps` should be a dict with the same keys as sweep_results ({sorted(results)}), got {got}")
+        for rate, r in results.items():
+            g = expect_number(gaps[rate], f"gaps[{rate}]")
+            tr, va = expect_number(r["train_accuracy"], f"sweep_results[{rate}].train_accuracy"), \
+                expect_number(r["val_accuracy"], f"sweep_results[{rate}].val_accuracy")
+            want = tr - va
+            if abs(g + want) < 1e-9 and want:
+                raise CheckFailed(f"gaps[{rate}] = {g:.4f} has the wrong sign: the gap is train accuracy minus validation accuracy")
+            if abs(g - want) > 1e-9:
+                raise CheckFailed(f"gaps[{rate}] = {g:.4f}, but sweep_results[{rate}] has train accuracy {tr:.4f} "
+                                  f"and validation accuracy {va:.4f}: the gap is {want:.4f}")
+        # The numbers must come from the run: re-measure each run's validation accuracy from its own model.
+        limit = outputs["val_limit"]
+        if limit is not None and (not isinstance(limit, int) or limit <= 0):
+            raise CheckFailed("the check could not tell which validation slice the sweep used")
+        x_val, y_val = load_digits("val", limit=limit).tensors
+        for rate, r in results.items():
+            state = r.get("model")
+            if not isinstance(state, dict):
+                raise CheckFailed(f"sweep_results[{rate}] has no trained model (it is {state}): keep what dropout_sweep "
+                                  "returns — the numbers must come from the run, not be typed in")
+            net = MLP(64, [256, 256], 10, dropout=float(rate))
+            try:
+                net.load_state_dict(state)
+            except (RuntimeError, KeyError) as exc:
+                first = str(exc).strip().splitlines()[0][:200]
+                raise CheckFailed(f"sweep_results[{rate}].model is not the lesson's MLP(64, [256, 256], 10) ({first})") from None
+            net.eval()
+            with torch.no_grad():
+                measured = float((net(x_val).argmax(1) == y_val).float().mean())
+            if abs(float(r["val_accuracy"]) - measured) > 1e-4:
+                raise CheckFailed(f"sweep_results[{rate}] reports validation accuracy {float(r['val_accuracy']):.4f}, but its "
+                                  f"own model measures {measured:.4f} on the validation digits: keep the results "
+                                  "dropout_sweep returned (do not edit or type them)")
+        best = outputs["best"]
+        if isinstance(best, str) or best not in results:
+            raise CheckFailed(f"`best_rate` is {best!r}, expected one of the swept rates {sorted(results)}")
+
+        def score(rate: float) -> tuple[float, float]:
+            r = results[rate]
+            return (float(r["val_accuracy"]), -float(r.get("val_loss", 0.0)))
+
+        winner = max(results, key=score)
+        if score(best) < score(winner):
+            smallest = min(gaps, key=gaps.get)
+            hint = ""
+            if best == smallest:
+                hint = (": that is the rate with the smallest gap — the lesson keeps the best *validation* score instead, "
+                        "since a rate that stops the model fitting its training data closes the gap by making both worse")
+            raise CheckFailed(f"`best_rate` = {best} has validation accuracy {results[best]['val_accuracy']:.4f}, but rate "
+                              f"{winner} has {results[winner]['val_accuracy']:.4f}{hint}")
+        return f"dropout {best} has the best validation accuracy ({results[best]['val_accuracy']:.3f})"
 
 
 @register("ex02_6", points=1, timeout=60)

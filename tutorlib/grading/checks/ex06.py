@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..compare import CheckFailed, call_safely, expect_close, expect_finite, expect_number, expect_tensor
+from ..protocol import exercise
 from ..registry import CheckContext, register
 
 __all__ = ["reference_count_lora_parameters", "reference_largest_rank", "reference_merged_linear",
@@ -201,28 +202,106 @@ def check_merged_linear(ctx: CheckContext) -> None:
         expect_close(out(x).detach(), layer(x).detach(), f"{what}(x) vs layer(x)", atol=1e-4, rtol=1e-4)
 
 
-@register("ex06_3", points=1, timeout=60)
-def check_count_lora_parameters(ctx: CheckContext) -> None:
-    """``count_lora_parameters(model, target_modules, r)`` equals the reference on a tiny BERT, model untouched."""
-    count = ctx.function("count_lora_parameters")
-    model = _tiny_bert(ctx)
-    cases = ((["query", "value"], 4), (["query", "key", "value", "dense"], 2), (["dense"], 8),
-             (["attention.output.dense"], 3))
-    for targets, r in cases:
-        call = f"count_lora_parameters(tiny_bert, {targets}, r={r})"
-        got = expect_number(call_safely(count, model, targets, r, name="count_lora_parameters"), f"the result of {call}", int)
-        want = reference_count_lora_parameters(model, targets, r)
-        if got == want:
-            continue
-        linear = _targets(model, targets)
-        hint = "add r * (in_features + out_features) for every nn.Linear whose name ends with a target"
-        if got == sum(m.in_features * m.out_features for m in linear):
-            hint = "you counted the full weight matrices: LoRA adds r·(in + out) per layer, not in·out"
-        elif got == sum(2 * r * m.in_features for m in linear):
-            hint = "in and out features differ in some layers (the feed-forward ones): use both"
-        elif targets == ["dense"] and got == reference_count_lora_parameters(model, ["attention.output.dense"], r):
-            hint = "'dense' matches every module whose name ends with '.dense' (attention output and both feed-forward layers)"
-        raise CheckFailed(f"{call} gave {got:,}, expected {want:,}: {hint}")
+def _plain_bert() -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=60, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40)
+    with torch.random.fork_rng():  # only the structure matters for counting
+        return BertModel(cfg).eval()
+
+
+def _from_spec(spec: list) -> nn.Module:
+    """A model whose modules are named by ``spec``: rows ``(dotted name, kind, in, out)``, kind "linear" or "conv"."""
+    root = nn.Module()
+    for name, kind, fan_in, fan_out in spec:
+        *path, leaf = name.split(".")
+        parent = root
+        for part in path:
+            if not hasattr(parent, part):
+                parent.add_module(part, nn.Module())
+            parent = getattr(parent, part)
+        layer = nn.Linear(fan_in, fan_out) if kind == "linear" else nn.Conv1d(fan_in, fan_out, 1)
+        parent.add_module(leaf, layer)
+    return root
+
+
+def _tricky_spec(gen: torch.Generator) -> list:
+    """Module names where matching by substring, or by suffix without the dot, or ignoring the type, counts wrong."""
+    def size() -> int:
+        return int(torch.randint(3, 30, (1,), generator=gen))
+
+    spec = []
+    for i in range(2):
+        spec += [(f"blocks.{i}.attn.query", "linear", size(), size()),
+                 (f"blocks.{i}.attn.query_proj", "linear", size(), size()),   # contains "query", does not end with it
+                 (f"blocks.{i}.attn.subquery", "linear", size(), size()),     # ends with "query", not with ".query"
+                 (f"blocks.{i}.mlp.dense", "linear", size(), size()),
+                 (f"blocks.{i}.mlp.dense_out", "linear", size(), size())]
+    spec += [("value", "linear", size(), size()),                            # a top-level name equal to the target
+             ("stem.query", "conv", size(), size())]                         # the right name, not an nn.Linear
+    return spec
+
+
+_BERT_CASES = ((["query", "value"], 4), (["query", "key", "value", "dense"], 2), (["dense"], 8),
+               (["attention.output.dense"], 3))
+
+
+@exercise("ex06_3", points=1, timeout=60)
+class CountLoraParametersCheck:
+    """``count_lora_parameters(model, target_modules, r)`` equals the reference on a tiny BERT and on a model whose
+    module names tell suffix matching (``name == t or name.endswith("." + t)``, nn.Linear only) from substring matching."""
+
+    names = ("count_lora_parameters",)
+    hints = (
+        "walk model.named_modules(); keep the nn.Linear modules whose name equals a target or ends with '.' + target.",
+        "each kept layer adds r * (in_features + out_features).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        spec = _tricky_spec(gen)
+        r = int(torch.randint(2, 9, (1,), generator=gen))
+        return {"spec": spec, "tricky": [(["query", "value"], r), (["dense"], r), (["blocks.1.attn.query"], r)]}
+
+    def _cases(self, inputs: dict) -> list:
+        bert, tricky = _plain_bert(), _from_spec(inputs["spec"])
+        return [("tiny_bert", bert, t, r) for t, r in _BERT_CASES] + \
+               [("a model with look-alike names", tricky, list(t), r) for t, r in inputs["tricky"]]
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        count = learner.function("count_lora_parameters")
+        return [learner.call(count, model.to(learner.device), targets, r, name="count_lora_parameters")
+                for _, model, targets, r in self._cases(inputs)]
+
+    def compare(self, inputs: dict, outputs: list) -> None:
+        for (label, model, targets, r), got in zip(self._cases(inputs), outputs):
+            call = f"count_lora_parameters({label}, {targets}, r={r})"
+            got = expect_number(got, f"the result of {call}", int)
+            want = reference_count_lora_parameters(model, targets, r)
+            if got == want:
+                continue
+            linear = _targets(model, targets)
+            hint = "add r * (in_features + out_features) for every nn.Linear whose name ends with a target"
+            substring = sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                            if n and isinstance(m, nn.Linear) and any(t in n for t in targets))
+            no_dot = sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                         if n and isinstance(m, nn.Linear) and any(n.endswith(t) for t in targets))
+            any_type = sum(r * (m.in_channels + m.out_channels) if isinstance(m, nn.Conv1d) else
+                           r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                           if isinstance(m, (nn.Linear, nn.Conv1d)) and any(n == t or n.endswith("." + t) for t in targets))
+            if got == sum(m.in_features * m.out_features for m in linear):
+                hint = "you counted the full weight matrices: LoRA adds r·(in + out) per layer, not in·out"
+            elif got == sum(2 * r * m.in_features for m in linear):
+                hint = "in and out features differ in some layers (the feed-forward ones): use both"
+            elif label == "tiny_bert" and targets == ["dense"] and got == reference_count_lora_parameters(model, ["attention.output.dense"], r):
+                hint = "'dense' matches every module whose name ends with '.dense' (attention output and both feed-forward layers)"
+            elif got == substring:
+                hint = ("you matched names that merely contain a target (like 'query_proj' for 'query'): a target matches a "
+                        "name that equals it or ends with '.' + target")
+            elif got == no_dot:
+                hint = "'subquery' ends with 'query' but is not the module 'query': match name == t or name.endswith('.' + t)"
+            elif got == any_type:
+                hint = "only nn.Linear layers get LoRA here: skip other modules with a matching name (check isinstance)"
+            raise CheckFailed(f"{call} gave {got:,}, expected {want:,}: {hint}")
 
 
 @register("ex06_4", points=2, timeout=60)
@@ -294,48 +373,105 @@ def check_largest_rank(ctx: CheckContext) -> None:
             raise CheckFailed(f"{call} gave {got}, expected {want}: {hint}")
 
 
-@register("ex06_6", points=1, timeout=300)
-def check_experiment(ctx: CheckContext) -> None:
-    """The LoRA experiment: ``exp_model`` is LoRA r=4 on query/value, trained; the reported numbers are its own."""
-    from tutorlib.peft import count_parameters
+def _encoder_config(model: nn.Module) -> str | None:
+    for m in model.modules():
+        cfg = getattr(m, "config", None)
+        if hasattr(cfg, "to_json_string") and hasattr(cfg, "model_type"):
+            return cfg.to_json_string()
+    return None
 
-    model = ctx.get("exp_model")
-    if not isinstance(model, nn.Module):
-        raise CheckFailed("`exp_model` should be the model you trained (an nn.Module)")
-    lora = [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and n]
-    if not lora:
-        raise CheckFailed("`exp_model` has no LoRA layers: build it with build_model('lora', r=4, ...)")
-    layer_names = {n.rsplit(".", 1)[-1] for n, _ in lora}
-    if layer_names != {"query", "value"}:
-        raise CheckFailed(f"`exp_model` adapts {sorted(layer_names)}, the exercise asks for query and value")
-    ranks = set()
-    trained = False
-    for _, m in lora:
-        b = m.lora_B["default"] if isinstance(m.lora_B, nn.ModuleDict) else m.lora_B
-        ranks.add(b.weight.shape[1])
-        trained = trained or bool(b.weight.detach().abs().sum() > 0)
-    if ranks != {4}:
-        raise CheckFailed(f"`exp_model` has LoRA rank(s) {sorted(ranks)}, the exercise asks for r=4")
-    if not trained:
-        raise CheckFailed("`exp_model`'s lora_B weights are all zero: it was not trained — run the Trainer cell")
-    trainable, total = count_parameters(model)
-    reported = expect_number(ctx.get("exp_trainable_percent"), "`exp_trainable_percent`", float)
-    expect_close(reported, 100.0 * trainable / total, "`exp_trainable_percent`", atol=1e-3, rtol=0,
-                 hint="100 × trainable / total parameters of exp_model (a percentage, not a fraction)")
-    acc = expect_number(ctx.get("exp_val_accuracy"), "`exp_val_accuracy`", float)
-    data = ctx.get("exp_val")
-    from tutorlib.data import text_collate
-    from tutorlib.models import load_tokenizer
-    from tutorlib.train import Trainer
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    measured = Trainer(model, device=device, batch_size=64, collate_fn=text_collate(load_tokenizer(), 64),
-                       progress=False, log=False, manual_optimization=True).evaluate(data)["val_accuracy"]
-    model.train(was_training)
-    hint = "a fraction between 0 and 1, not a percentage" if abs(acc - 100 * measured) < 1e-3 else \
-        "report the validation accuracy of exp_model on exp_val (history['val_accuracy'][-1])"
-    expect_close(acc, measured, "`exp_val_accuracy`", atol=1e-4, rtol=0, hint=hint)
+def _lora_layers(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Module name -> LoRA rank, read from the ``lora_B`` weights of a state_dict."""
+    layers = {}
+    for key, value in state.items():
+        if ".lora_B." in key and key.endswith(".weight") and getattr(value, "dim", lambda: 0)() == 2:
+            layers[key.split(".lora_B.")[0]] = int(value.shape[1])
+    return layers
+
+
+@exercise("ex06_6", points=1, timeout=300)
+class LoraExperimentCheck:
+    """The LoRA experiment: ``exp_model`` is LoRA r=4 on query/value, trained; the reported numbers are its own.
+
+    The grader rebuilds the model from its weights (all of them cross to the grader) and re-measures the
+    trainable share and the validation accuracy itself, on the validation reviews it loads (not on the
+    learner's ``exp_val``), so a number typed in or measured on other data fails."""
+
+    names = ("exp_model", "exp_trainable_percent", "exp_val_accuracy")
+    hints = (
+        "exp_model = build_model('lora', r=4, target_modules=('query', 'value'), encoder=minilm), then Trainer(...).fit"
+        "(exp_train, exp_val, epochs=1) with lr=DEFAULT_LR['lora'].",
+        "report trainable_summary(exp_model)['percent'] and float(history['val_accuracy'][-1]).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        from tutorlib.runtime import budget
+
+        model = learner.get("exp_model")
+        out: dict[str, Any] = {"percent": learner.get("exp_trainable_percent"), "accuracy": learner.get("exp_val_accuracy"),
+                               "val_limit": budget(full=64, smoke=8)}
+        if isinstance(model, nn.Module):
+            out["state"] = dict(model.state_dict())
+            out["config"] = _encoder_config(model)
+        else:
+            out["state"] = describe(model)
+        return out
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        import json
+
+        from transformers import AutoConfig, AutoModel
+
+        from tutorlib.data import load_reviews, text_collate
+        from tutorlib.models import load_tokenizer
+        from tutorlib.peft import build_model, count_parameters
+        from tutorlib.train import Trainer
+
+        state = outputs["state"]
+        if not isinstance(state, dict):
+            raise CheckFailed(f"`exp_model` is {state}, it should be the model you trained (an nn.Module)")
+        layers = _lora_layers(state)
+        if not layers:
+            raise CheckFailed("`exp_model` has no LoRA layers: build it with build_model('lora', r=4, ...)")
+        names = {n.rsplit(".", 1)[-1] for n in layers}
+        if names != {"query", "value"}:
+            raise CheckFailed(f"`exp_model` adapts {sorted(names)}, the exercise asks for query and value")
+        ranks = set(layers.values())
+        if ranks != {4}:
+            raise CheckFailed(f"`exp_model` has LoRA rank(s) {sorted(ranks)}, the exercise asks for r=4")
+        if not any(bool(state[k].abs().sum() > 0) for k in state if ".lora_B." in k):
+            raise CheckFailed("`exp_model`'s lora_B weights are all zero: it was not trained — run the Trainer cell")
+        if not isinstance(outputs.get("config"), str):
+            raise CheckFailed("`exp_model` has no transformers encoder: build it with build_model('lora', ..., encoder=minilm)")
+        cfg = json.loads(outputs["config"])
+        with torch.random.fork_rng():
+            encoder = AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
+            model = build_model("lora", r=4, target_modules=("query", "value"), encoder=encoder)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0][:300]
+            raise CheckFailed(f"`exp_model` is not the model build_model('lora', r=4, target_modules=('query', 'value')) "
+                              f"makes ({first})") from None
+        trainable, total = count_parameters(model)
+        reported = expect_number(outputs["percent"], "`exp_trainable_percent`", float)
+        expect_close(reported, 100.0 * trainable / total, "`exp_trainable_percent`", atol=1e-3, rtol=0,
+                     hint="100 × trainable / total parameters of exp_model (a percentage, not a fraction)")
+        acc = expect_number(outputs["accuracy"], "`exp_val_accuracy`", float)
+        limit = outputs["val_limit"]
+        if not isinstance(limit, int) or limit <= 0:
+            raise CheckFailed("the check could not tell which validation slice the exercise uses")
+        data = load_reviews("val", limit=limit)
+        measured = Trainer(model, device="cpu", batch_size=64, collate_fn=text_collate(load_tokenizer(), 64),
+                           progress=False, log=False, manual_optimization=True).evaluate(data)["val_accuracy"]
+        hint = "a fraction between 0 and 1, not a percentage" if abs(acc - 100 * measured) < 1e-3 else \
+            (f"report the validation accuracy of exp_model on exp_val = load_reviews('val', limit={limit}) "
+             "(history['val_accuracy'][-1])")
+        expect_close(acc, measured, "`exp_val_accuracy` (re-measured from exp_model's weights)", atol=1e-4, rtol=0, hint=hint)
 
 
 @register("ex06_7", points=1, timeout=60)

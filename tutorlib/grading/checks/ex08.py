@@ -27,6 +27,7 @@ from tutorlib.generative.vae import reparameterize as reference_reparameterize
 from tutorlib.generative.widgets import slerp as reference_slerp
 
 from ..compare import CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor
+from ..protocol import exercise
 from ..registry import CheckContext, register
 
 __all__ = ["reference_gan_step", "reference_chosen_beta", "SWEEP_RULE"]
@@ -295,35 +296,94 @@ def check_frechet(ctx: CheckContext) -> None:
 # --------------------------------------------------------------------------- ex08_6: read the β sweep
 
 
-@register("ex08_6", points=2, timeout=120)
-def check_beta_choice(ctx: CheckContext) -> None:
-    """``sweep`` (from ``beta_sweep``) covers β from ≤ 0.5 to ≥ 4, and ``chosen_beta`` follows the stated rule."""
-    sweep = ctx.get("sweep")
-    if not isinstance(sweep, (list, tuple)) or not sweep:
-        raise CheckFailed(f"`sweep` is {describe(sweep)}, expected the list of dicts that beta_sweep(...) returns")
-    for i, row in enumerate(sweep):
-        if not isinstance(row, dict) or not {"beta", "recon", "kl"} <= set(row):
-            raise CheckFailed(f"sweep[{i}] is {describe(row)}, expected a dict with 'beta', 'recon' and 'kl' "
-                              "(run beta_sweep and keep what it returns)")
-        for key in ("beta", "recon", "kl"):
-            v = row[key]
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise CheckFailed(f"sweep[{i}][{key!r}] is {v!r}, expected a finite number")
-        if row["recon"] <= 0 or row["kl"] < 0:
-            raise CheckFailed(f"sweep[{i}] has recon={row['recon']:.3g}, kl={row['kl']:.3g}: reconstruction loss "
-                              "must be positive and KL non-negative — did you copy the numbers by hand?")
-    betas = sorted({float(r["beta"]) for r in sweep})
-    if len(betas) < 4 or betas[0] > 0.5 or betas[-1] < 4:
-        raise CheckFailed(f"the sweep has β = {betas}: sweep at least 4 different values from 0.5 (or less) to 4 (or more)")
-    chosen = expect_number(ctx.get("chosen_beta"), "`chosen_beta`", float)
-    want = reference_chosen_beta(list(sweep))
-    if abs(chosen - want) > 1e-9:
-        best = min(sweep, key=lambda r: r["recon"])
-        hint = ""
-        if abs(chosen - float(best["beta"])) < 1e-9:
-            hint = " — that β reconstructs best; the rule asks for the LARGEST β still within 25 % of that reconstruction"
-        elif chosen not in betas:
-            hint = f" — pick one of the swept values {betas}"
-        raise CheckFailed(f"chosen_beta is {chosen:g}, but in your sweep the largest β whose reconstruction is within "
-                          f"25 % of the best ({float(best['recon']):.2f} nats) is {want:g}{hint}")
-    return f"β = {want:g} keeps reconstruction within 25 % of the best while paying the most attention to the KL"
+_SWEEP_KEYS = ("beta", "recon", "kl")
+
+
+def _sweep_row(row: Any) -> Any:
+    """What crosses the boundary for one row of the learner's sweep: its numbers and its model's weights."""
+    if not isinstance(row, dict):
+        return {"not_a_dict": describe(row)}
+    out: dict[str, Any] = {k: row[k] for k in _SWEEP_KEYS if k in row}
+    model = row.get("model")
+    if isinstance(model, nn.Module):
+        out["model"] = dict(model.state_dict())
+    elif model is not None:
+        out["model"] = describe(model)
+    return out
+
+
+@exercise("ex08_6", points=2, timeout=120)
+class BetaChoiceCheck:
+    """``sweep`` (from ``beta_sweep``) covers β from ≤ 0.5 to ≥ 4, its numbers are those of its own trained models
+    (re-measured by the check on the validation digits), and ``chosen_beta`` follows the stated rule."""
+
+    names = ("sweep", "chosen_beta")
+    hints = (
+        "keep the list beta_sweep returns as it is: each row holds the trained model, and the check re-measures it.",
+        "the rule: best = min(r['recon'] for r in sweep); chosen_beta = the largest r['beta'] with r['recon'] <= 1.25 * best.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        sweep = learner.get("sweep")
+        chosen = learner.get("chosen_beta")
+        rows = [_sweep_row(r) for r in sweep] if isinstance(sweep, (list, tuple)) else describe(sweep)
+        return {"sweep": rows, "chosen_beta": chosen if isinstance(chosen, (int, float)) else describe(chosen)}
+
+    def compare(self, inputs: dict, outputs: dict) -> str:
+        from tutorlib.data import load_digits
+        from tutorlib.generative.vae import ConvVAE, evaluate_vae
+
+        sweep = outputs["sweep"]
+        if isinstance(sweep, str) or not sweep:
+            raise CheckFailed(f"`sweep` is {sweep or 'an empty list'}, expected the list of dicts that beta_sweep(...) returns")
+        for i, row in enumerate(sweep):
+            if "not_a_dict" in row or not set(_SWEEP_KEYS) <= set(row):
+                what = row.get("not_a_dict", f"a dict with keys {sorted(row)}")
+                raise CheckFailed(f"sweep[{i}] is {what}, expected a dict with 'beta', 'recon' and 'kl' "
+                                  "(run beta_sweep and keep what it returns)")
+            for key in _SWEEP_KEYS:
+                v = row[key]
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                    raise CheckFailed(f"sweep[{i}][{key!r}] is {v!r}, expected a finite number")
+            if row["recon"] <= 0 or row["kl"] < 0:
+                raise CheckFailed(f"sweep[{i}] has recon={row['recon']:.3g}, kl={row['kl']:.3g}: reconstruction loss "
+                                  "must be positive and KL non-negative — did you copy the numbers by hand?")
+        betas = sorted({float(r["beta"]) for r in sweep})
+        if len(betas) < 4 or betas[0] > 0.5 or betas[-1] < 4:
+            raise CheckFailed(f"the sweep has β = {betas}: sweep at least 4 different values from 0.5 (or less) to 4 (or more)")
+        # The numbers must come from the run: re-measure each row's own model on the validation digits.
+        val = load_digits("val")
+        for i, row in enumerate(sweep):
+            state = row.get("model")
+            if not isinstance(state, dict):
+                raise CheckFailed(f"sweep[{i}] has no trained 'model' (it is {state or 'missing'}): keep the rows beta_sweep "
+                                  "returns as they are — the numbers of a report must come from the run, not be typed in")
+            model = ConvVAE(latent_dim=8)
+            try:
+                model.load_state_dict(state)
+            except (RuntimeError, KeyError) as exc:
+                first = str(exc).strip().splitlines()[0][:200]
+                raise CheckFailed(f"sweep[{i}]['model'] is not a ConvVAE(latent_dim=8) ({first}): build the sweep's models "
+                                  "with lambda: gen.ConvVAE(latent_dim=8)") from None
+            measured = evaluate_vae(model, val)
+            for key in ("recon", "kl"):
+                if abs(float(row[key]) - measured[key]) > 1e-3 * abs(measured[key]) + 1e-2:
+                    raise CheckFailed(
+                        f"sweep[{i}] (β = {float(row['beta']):g}) reports {key} = {float(row[key]):.4g}, but its own model "
+                        f"measures {measured[key]:.4g} nats/image on load_digits('val'): report the numbers beta_sweep "
+                        "returned for that model, measured on the validation digits")
+        chosen = expect_number(outputs["chosen_beta"], "`chosen_beta`", float)
+        want = reference_chosen_beta(list(sweep))
+        if abs(chosen - want) > 1e-9:
+            best = min(sweep, key=lambda r: r["recon"])
+            hint = ""
+            if abs(chosen - float(best["beta"])) < 1e-9:
+                hint = " — that β reconstructs best; the rule asks for the LARGEST β still within 25 % of that reconstruction"
+            elif chosen not in betas:
+                hint = f" — pick one of the swept values {betas}"
+            raise CheckFailed(f"chosen_beta is {chosen:g}, but in your sweep the largest β whose reconstruction is within "
+                              f"25 % of the best ({float(best['recon']):.2f} nats) is {want:g}{hint}")
+        return f"β = {want:g} keeps reconstruction within 25 % of the best while paying the most attention to the KL"

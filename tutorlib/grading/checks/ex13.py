@@ -11,6 +11,7 @@ per-sample loops and Opacus' accountant values); every input comes from the chec
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from tutorlib.frontiers import (clip_per_sample, equalized_odds_gap, fedavg, fgs
 
 from ..compare import (CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor,
                        preserved_rng)
+from ..protocol import exercise
 from ..registry import CheckContext, register
 
 __all__: list[str] = []
@@ -137,7 +139,17 @@ def check_fgsm(ctx: CheckContext) -> str:
         elif (out < 0).any() or (out > 1).any():
             hint = "clamp the result to the valid pixel range [0, 1]"
         expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.fgsm"
+    # The lesson calls fgsm inside `with torch.no_grad():` (evaluating the attacked model): it must still work there.
+    call = "fgsm(model, x, y, eps=0.1) inside `with torch.no_grad():`"
+    enable = "turn gradients back on inside fgsm with `with torch.enable_grad():` around the loss and torch.autograd.grad"
+    try:
+        with torch.no_grad():
+            out = call_safely(fn, model, x, y, 0.1, name="fgsm")
+    except CheckFailed as exc:
+        raise CheckFailed(f"{call} fails ({exc}): the lesson attacks the model under no_grad, so {enable}") from None
+    out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
+    expect_close(out, fgsm(model, x, y, 0.1), f"the result of {call}", atol=1e-5, hint=enable)
+    return "matches tutorlib.frontiers.fgsm, also under torch.no_grad()"
 
 
 @register("ex13_4", points=2, timeout=60)
@@ -209,38 +221,97 @@ def check_fedavg(ctx: CheckContext) -> str:
     return "matches tutorlib.frontiers.fedavg"
 
 
-@register("ex13_7", points=2, timeout=60)
-def check_dp_experiment(ctx: CheckContext) -> str:
-    """``dp_runs = {sigma: (epsilon, accuracy)}`` for σ in 0.5, 1, 2 and ``sigma_for_budget`` (smallest σ with ε ≤ 2)."""
-    from tutorlib.frontiers import dp_epsilon
+def _plain(x: Any) -> Any:
+    """A learner value as it may cross to the grader: numbers, tuples/lists/dicts of them; other objects as a description."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()} if all(isinstance(k, (int, float, str)) for k in x) else describe(x)
+    if x is None or isinstance(x, (bool, int, float, str, np.generic, torch.Tensor)):
+        return x  # numbers cross as they are; a NumPy scalar or a tensor gets the grader's own message
+    return describe(x)
 
-    runs = ctx.get("dp_runs")
-    q = expect_number(ctx.get("q_dp"), "`q_dp`")
-    steps = expect_number(ctx.get("dp_steps"), "`dp_steps`", int)
-    if not isinstance(runs, dict) or sorted(float(k) for k in runs) != [0.5, 1.0, 2.0]:
-        keys = sorted(runs) if isinstance(runs, dict) else describe(runs)
-        raise CheckFailed(f"`dp_runs` should be a dict with keys 0.5, 1.0 and 2.0 (the noise multipliers), got {keys}")
-    for sigma, val in runs.items():
-        if not isinstance(val, (tuple, list)) or len(val) != 2:
-            raise CheckFailed(f"dp_runs[{sigma}] is {describe(val)}, expected a tuple (epsilon, test_accuracy)")
-        eps = expect_number(val[0], f"the epsilon in dp_runs[{sigma}]")
-        acc = expect_number(val[1], f"the accuracy in dp_runs[{sigma}]")
-        # integer orders are fast; the default orders add fractional ones, which can only lower epsilon (by ~10 %)
-        want = dp_epsilon(q, float(sigma), steps, orders=range(2, 64))
-        if not 0.8 * want - 1e-6 <= eps <= 1.03 * want + 1e-6:
-            raise CheckFailed(f"dp_runs[{sigma}] reports epsilon {eps:.4g}, but dp_epsilon(q_dp, {sigma}, dp_steps) gives "
-                              f"{want:.4g}: compute it with the same q_dp and dp_steps you trained with")
-        if not 0.0 <= acc <= 1.0:
-            raise CheckFailed(f"the accuracy in dp_runs[{sigma}] is {acc}, expected a fraction in [0, 1]")
-    accs = [runs[k][1] for k in sorted(runs, key=float)]
-    if accs[-1] > accs[0] + 0.05:
-        raise CheckFailed(f"with more noise the accuracy went up ({accs[0]:.3f} at σ=0.5, {accs[-1]:.3f} at σ=2): did each "
-                          "run use its own sigma and a fresh model?")
-    chosen = expect_number(ctx.get("sigma_for_budget"), "`sigma_for_budget`")
-    ok = [float(k) for k, (e, _) in runs.items() if e <= 2]
-    if not ok:
-        raise CheckFailed("none of your runs has epsilon <= 2: check dp_steps and q_dp (they are given in the cell)")
-    if abs(chosen - min(ok)) > 1e-9:
-        raise CheckFailed(f"`sigma_for_budget` is {chosen}, but the smallest σ in your table with ε ≤ 2 is {min(ok)}: "
-                          "less noise means more accuracy, so take the smallest σ that still meets the budget")
-    return f"epsilon and accuracy recorded for σ = 0.5, 1, 2; σ = {chosen} is the best choice for ε ≤ 2"
+
+@exercise("ex13_7", points=2, timeout=60)
+class DPExperimentCheck:
+    """``dp_runs = {sigma: (epsilon, accuracy)}`` for σ in 0.5, 1, 2, ``dp_models`` with the trained models, and
+    ``sigma_for_budget`` (smallest σ with ε ≤ 2). The grader re-derives each ε and re-measures each accuracy from
+    the model's own weights on the digits test set, so a made-up table fails."""
+
+    names = ("dp_runs", "dp_models", "q_dp", "dp_steps", "sigma_for_budget")
+    hints = (
+        "one fresh MLP(64, [64], 10) per σ, trained with Trainer(..., step_fn=dp_sgd_step_fn(x_dp, y_dp, q_dp, 1.0, sigma, "
+        "lr=0.5), manual_optimization=True, batch_size=1) on TensorDataset(torch.arange(dp_steps)); keep it in dp_models[sigma].",
+        "ε is dp_epsilon(q_dp, sigma, dp_steps); the accuracy is measured with torch.no_grad() on x_dp_test, y_dp_test.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        runs = learner.get("dp_runs")
+        models = learner.get("dp_models")
+        out_models: Any = describe(models)
+        if isinstance(models, dict):
+            out_models = {float(k) if isinstance(k, (int, float)) else str(k):
+                          dict(m.state_dict()) if isinstance(m, nn.Module) else describe(m) for k, m in models.items()}
+        return {"runs": _plain(runs), "models": out_models, "q": _plain(learner.get("q_dp")),
+                "steps": _plain(learner.get("dp_steps")), "chosen": _plain(learner.get("sigma_for_budget"))}
+
+    def compare(self, inputs: dict, outputs: dict) -> str:
+        from tutorlib.data import load_digits
+        from tutorlib.frontiers import dp_epsilon
+        from tutorlib.models import MLP
+
+        runs = outputs["runs"]
+        q = expect_number(outputs["q"], "`q_dp`")
+        steps = expect_number(outputs["steps"], "`dp_steps`", int)
+        if not isinstance(runs, dict) or sorted(float(k) for k in runs) != [0.5, 1.0, 2.0]:
+            keys = sorted(runs) if isinstance(runs, dict) else runs
+            raise CheckFailed(f"`dp_runs` should be a dict with keys 0.5, 1.0 and 2.0 (the noise multipliers), got {keys}")
+        for sigma, val in runs.items():
+            if not isinstance(val, (tuple, list)) or len(val) != 2:
+                raise CheckFailed(f"dp_runs[{sigma}] is {val}, expected a tuple (epsilon, test_accuracy)")
+            eps = expect_number(val[0], f"the epsilon in dp_runs[{sigma}]")
+            acc = expect_number(val[1], f"the accuracy in dp_runs[{sigma}]")
+            # integer orders are fast; the default orders add fractional ones, which can only lower epsilon (by ~10 %)
+            want = dp_epsilon(q, float(sigma), steps, orders=range(2, 64))
+            if not 0.8 * want - 1e-6 <= eps <= 1.03 * want + 1e-6:
+                raise CheckFailed(f"dp_runs[{sigma}] reports epsilon {eps:.4g}, but dp_epsilon(q_dp, {sigma}, dp_steps) gives "
+                                  f"{want:.4g}: compute it with the same q_dp and dp_steps you trained with")
+            if not 0.0 <= acc <= 1.0:
+                raise CheckFailed(f"the accuracy in dp_runs[{sigma}] is {acc}, expected a fraction in [0, 1]")
+        # The accuracies must come from the run: re-measure each model's own weights on the digits test set.
+        models = outputs["models"]
+        if not isinstance(models, dict) or sorted(float(k) for k in models if isinstance(k, (int, float))) != [0.5, 1.0, 2.0]:
+            raise CheckFailed(f"`dp_models` should be a dict {{sigma: trained model}} with keys 0.5, 1.0 and 2.0, got "
+                              f"{sorted(models) if isinstance(models, dict) else models}: keep each σ's trained MLP in it")
+        x_test, y_test = load_digits("test", flat=True).tensors
+        for sigma, val in runs.items():
+            state = models[float(sigma)]
+            if not isinstance(state, dict):
+                raise CheckFailed(f"dp_models[{sigma}] is {state}, expected the MLP(64, [64], 10) you trained with σ = {sigma}")
+            net = MLP(64, [64], 10)
+            try:
+                net.load_state_dict(state)
+            except (RuntimeError, KeyError) as exc:
+                first = str(exc).strip().splitlines()[0][:200]
+                raise CheckFailed(f"dp_models[{sigma}] is not an MLP(64, [64], 10) ({first})") from None
+            with torch.no_grad():
+                measured = float((net(x_test).argmax(1) == y_test).float().mean())
+            if abs(float(val[1]) - measured) > 1e-4:
+                raise CheckFailed(f"dp_runs[{sigma}] reports test accuracy {float(val[1]):.4f}, but dp_models[{sigma}] measures "
+                                  f"{measured:.4f} on the digits test set: report the accuracy of the model you trained with "
+                                  "that σ, measured on load_digits('test', flat=True)")
+        accs = [runs[k][1] for k in sorted(runs, key=float)]
+        if accs[-1] > accs[0] + 0.05:
+            raise CheckFailed(f"with more noise the accuracy went up ({accs[0]:.3f} at σ=0.5, {accs[-1]:.3f} at σ=2): did each "
+                              "run use its own sigma and a fresh model?")
+        chosen = expect_number(outputs["chosen"], "`sigma_for_budget`")
+        ok = [float(k) for k, (e, _) in runs.items() if e <= 2]
+        if not ok:
+            raise CheckFailed("none of your runs has epsilon <= 2: check dp_steps and q_dp (they are given in the cell)")
+        if abs(chosen - min(ok)) > 1e-9:
+            raise CheckFailed(f"`sigma_for_budget` is {chosen}, but the smallest σ in your table with ε ≤ 2 is {min(ok)}: "
+                              "less noise means more accuracy, so take the smallest σ that still meets the budget")
+        return f"epsilon and accuracy (re-measured from your models) for σ = 0.5, 1, 2; σ = {chosen} is the best choice for ε ≤ 2"
