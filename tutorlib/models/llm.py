@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -128,6 +129,16 @@ def _safetensors_header_ok(path: Path) -> bool:
         return False
 
 
+# Files whose SHA-256 this process already checked, keyed by (path, size, mtime, inode): a second load_llm()
+# in the same process skips re-hashing 0.5 GB unless a file was replaced or rewritten since.
+_VERIFIED: set[tuple[str, int, int, int]] = set()
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino
+
+
 def _cache_problem(folder: Path) -> str | None:
     """None if ``folder`` is a complete cache written by :func:`_build_cache`, else what is wrong with it."""
     manifest = folder / _MANIFEST
@@ -151,10 +162,14 @@ def _cache_problem(folder: Path) -> str | None:
                 return f"{name} has {path.stat().st_size} bytes, the manifest says {info['size']}"
         except OSError:
             return f"{name} is missing"
+        key = _stat_key(path)
+        if key in _VERIFIED:
+            continue
         if _sha256(path) != info["sha256"]:
             return f"{name} does not match its SHA-256 in the manifest"
         if name.endswith(".safetensors") and not _safetensors_header_ok(path):
             return f"{name} is not a readable safetensors file"
+        _VERIFIED.add(key)
     return None
 
 
@@ -215,8 +230,11 @@ def _save_plain(model: Any, tokenizer: Any, folder: Path) -> None:
 def _write_manifest(folder: Path, source: Path) -> None:
     import transformers
 
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != _MANIFEST}
+    paths = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != _MANIFEST]
+    for p in paths:  # the files reach the disk before the manifest that vouches for them
+        with open(p, "rb") as fh:
+            os.fsync(fh.fileno())
+    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in paths}
     meta = {"format": _FORMAT, "source": str(source), "source_size": source.stat().st_size,
             "transformers": transformers.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": files}
@@ -240,6 +258,8 @@ def _build_cache(gguf: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
+        print(f"tutorlib: converting {gguf.name} to a float32 model cached in {target} "
+              "(first use only: about a minute for the bundled model on 2 CPU cores)", file=sys.stderr, flush=True)
         model, tokenizer = dequantize_gguf(gguf)
         _save_plain(model, tokenizer, tmp)
         del model
@@ -266,6 +286,14 @@ def _cached_folder(gguf: Path, label: str) -> Path:
     target = _cache_dir_for(gguf, label)
     if _cache_problem(target) is None:
         return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        writable = os.access(target.parent, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise PermissionError(f"cannot write the converted LLM to {target.parent}: set TUTORLIB_CACHE to a "
+                              "writable folder (it needs about 0.6 GB)")
     with _locked(target.parent / f".{target.name}.lock") as exclusive:
         problem = _cache_problem(target)  # another process may have finished it while we waited
         if problem is None:
@@ -273,7 +301,13 @@ def _cached_folder(gguf: Path, label: str) -> Path:
         if exclusive:  # nobody else is building: leftovers of killed conversions can go
             for stale in target.parent.glob(f".{target.name}.tmp-*"):
                 _remove(stale)
-        _build_cache(gguf, target)
+        try:
+            _build_cache(gguf, target)
+        except OSError as exc:
+            free = shutil.disk_usage(target.parent).free / 2**30
+            raise OSError(f"converting {gguf.name} into {target.parent} failed ({exc}); {free:.1f} GB are free there "
+                          "and the copy needs about 0.6 GB: free some space or set TUTORLIB_CACHE to another "
+                          "folder") from exc
     problem = _cache_problem(target)
     if problem is not None:
         raise RuntimeError(f"the converted model in {target} is unusable right after writing it ({problem}): "
@@ -395,18 +429,26 @@ def llm_path(name: str | Path = "smollm2") -> str:
     return str(where)
 
 
-def llm_cache_status(name: str = "smollm2") -> dict[str, Any]:
+def llm_cache_status(name: str = "smollm2", verify: bool = True) -> dict[str, Any]:
     """Where the bundled model's GGUF file and its converted copy are, without loading or converting anything.
 
-    Keys: ``gguf`` (path), ``gguf_mib``, ``cache`` (folder), ``cached`` (a complete, verified copy exists).
+    Keys: ``gguf`` (path), ``gguf_mib``, ``cache`` (folder), ``cached`` (a complete copy exists: checked
+    against its manifest's SHA-256, or with ``verify=False`` only its file sizes, which takes milliseconds).
 
-    >>> sorted(llm_cache_status())
+    >>> sorted(llm_cache_status(verify=False))
     ['cache', 'cached', 'gguf', 'gguf_mib']
     """
     gguf = bundled_gguf(name)
     target = _cache_dir_for(gguf, name)
-    return {"gguf": str(gguf), "gguf_mib": gguf.stat().st_size / 2**20, "cache": str(target),
-            "cached": (target / _MANIFEST).exists() and _cache_problem(target) is None}
+    if verify:
+        cached = _cache_problem(target) is None
+    else:
+        try:
+            files = json.loads((target / _MANIFEST).read_text(encoding="utf-8"))["files"]
+            cached = all((target / n).stat().st_size == f["size"] for n, f in files.items())
+        except (OSError, ValueError, KeyError, TypeError):
+            cached = False
+    return {"gguf": str(gguf), "gguf_mib": gguf.stat().st_size / 2**20, "cache": str(target), "cached": cached}
 
 
 def _adapter_base(folder: Path) -> str:
@@ -416,6 +458,11 @@ def _adapter_base(folder: Path) -> str:
         except (OSError, ValueError):
             continue
         if base:
+            gone = Path(str(base)).expanduser()
+            # a base recorded as a converted copy in the cache (e.g. .../llm/smollm2-<hash>) that was since
+            # rebuilt under another fingerprint: it is still the bundled model
+            if not gone.exists() and gone.parent.name == "llm" and gone.name.rsplit("-", 1)[0] in LLM_NAMES:
+                return gone.name.rsplit("-", 1)[0]
             return str(base)
     raise ValueError(f"{folder}: the adapter does not say which base model it was trained on "
                      "(no 'base' in tutorlib_model.json, no base_model_name_or_path in adapter_config.json)")
