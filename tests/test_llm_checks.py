@@ -249,10 +249,10 @@ def test_lesson_10_kv_step_mistakes():
 def test_lesson_10_measured_kv_cache_must_be_measured():
     _fails("ex10_9", "measure_kv_cache", lambda n: {"measured_bytes": 1_000_000, "bytes_per_token": 1_000_000 / n},
            "do not type a number")
-    _fails("ex10_9", "measure_kv_cache", lambda n: {"measured_bytes": PER_TOKEN * n // 2, "bytes_per_token": PER_TOKEN / 2},
-           "only the keys")
-    _fails("ex10_9", "measure_kv_cache", lambda n: {"measured_bytes": 3 * PER_TOKEN * n, "bytes_per_token": 3 * PER_TOKEN},
-           "3 KV heads")
+    _fails("ex10_9", "measure_kv_cache",
+           lambda n: {"measured_bytes": PER_TOKEN * n // 2, "bytes_per_token": PER_TOKEN / 2}, "only the keys")
+    _fails("ex10_9", "measure_kv_cache",
+           lambda n: {"measured_bytes": 3 * PER_TOKEN * n, "bytes_per_token": 3 * PER_TOKEN}, "3 KV heads")
     _fails("ex10_9", "measure_kv_cache", lambda n: {"measured_bytes": PER_TOKEN * n, "bytes_per_token": PER_TOKEN * 2},
            "bytes_per_token")
     _fails("ex10_9", "measure_kv_cache", lambda n: PER_TOKEN * n, "return a dict")

@@ -336,8 +336,8 @@ class AttentionExplorer:
         self.status.value = (
             f"most likely next token: <b>{html.escape(repr(r['top_tokens'][0]))}</b> "
             f"(p = {r['top_probs'][0]:.3f})<br>layer {v['layer']}, head {v['head']}: the last token "
-            f"{html.escape(repr(r['tokens'][-1]))} puts {float(att[-1, looked]):.0%} of its attention on token {looked} "
-            f"{html.escape(repr(r['tokens'][looked]))}")
+            f"{html.escape(repr(r['tokens'][-1]))} puts {float(att[-1, looked]):.0%} of its attention on token "
+            f"{looked} {html.escape(repr(r['tokens'][looked]))}")
         if in_notebook():
             fig = draw_next_token_attention(r, v["head"])
             with self.plot:

@@ -226,6 +226,7 @@ class RMSNormCheck:
             want = rms_norm(x, w, eps)
             hint = ""
             ms = x.pow(2).mean(-1, keepdim=True)
+            centred = x - x.mean(-1, keepdim=True)
             tries = {
                 "you divide by the root of the SUM of squares: use the mean over the last dimension":
                     x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w,
@@ -233,7 +234,7 @@ class RMSNormCheck:
                     x / (ms.sqrt() + eps) * w,
                 "multiply by weight at the end": x * torch.rsqrt(ms + eps),
                 "RMSNorm does not subtract the mean (that is LayerNorm)":
-                    (x - x.mean(-1, keepdim=True)) * torch.rsqrt((x - x.mean(-1, keepdim=True)).pow(2).mean(-1, keepdim=True) + eps) * w,
+                    centred * torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps) * w,
             }
             if x.dim() > 1 and x.shape[0] > 1:
                 tries["the mean is over the LAST dimension (each token's features), not dimension 0"] = \
@@ -266,7 +267,8 @@ class RoPECheck:
     """``rope(x, positions, theta)``: rotate-half rotary embeddings of queries/keys x (B, H, T, D)."""
 
     names = ("rope",)
-    reference = ("tutorlib.llm.layers.apply_rope", "tutorlib.llm.layers.rope_cos_sin", "tutorlib.llm.layers.rotate_half")
+    reference = ("tutorlib.llm.layers.apply_rope", "tutorlib.llm.layers.rope_cos_sin",
+                 "tutorlib.llm.layers.rotate_half")
     hints = ("inv_freq = 1 / theta ** (torch.arange(0, D, 2) / D); angle = positions[:, None] * inv_freq[None, :] "
              "(T, D/2); repeat it twice along the last dimension to get (T, D)",
              "rotate_half(x) = cat([-x2, x1]) with x1, x2 the two halves of the last dimension; "
@@ -413,7 +415,8 @@ class KVCacheStepCheck:
     def inputs(self, gen: torch.Generator) -> dict:
         cases = []
         for B, H, Hkv, T, D in ((1, 4, 2, 6, 8), (2, 6, 3, 9, 4), (1, 2, 2, 3, 16)):
-            cases.append({"q_new": torch.randn(B, H, 1, D, generator=gen), "k_new": torch.randn(B, Hkv, 1, D, generator=gen),
+            cases.append({"q_new": torch.randn(B, H, 1, D, generator=gen),
+                          "k_new": torch.randn(B, Hkv, 1, D, generator=gen),
                           "v_new": torch.randn(B, Hkv, 1, D, generator=gen),
                           "k_cache": torch.randn(B, Hkv, T, D, generator=gen),
                           "v_cache": torch.randn(B, Hkv, T, D, generator=gen)})
@@ -421,7 +424,8 @@ class KVCacheStepCheck:
 
     def call(self, learner: Any, inputs: dict) -> list:
         fn = learner.function("kv_step")
-        return [learner.call(fn, c["q_new"], c["k_new"], c["v_new"], c["k_cache"], c["v_cache"]) for c in inputs["cases"]]
+        return [learner.call(fn, c["q_new"], c["k_new"], c["v_new"], c["k_cache"], c["v_cache"])
+                for c in inputs["cases"]]
 
     def compare(self, inputs: dict, outputs: Any) -> None:
         from tutorlib.llm.layers import causal_attention
@@ -436,11 +440,11 @@ class KVCacheStepCheck:
             want_k, want_v = torch.cat([kc, kn], 2), torch.cat([vc, vn], 2)
             for got, want, name in ((k_all, want_k, "k_cache"), (v_all, want_v, "v_cache")):
                 if isinstance(got, torch.Tensor) and got.shape == kc.shape:
-                    raise CheckFailed(f"the returned {name} of {what} still has {kc.shape[2]} positions: append the new "
-                                      f"token's keys/values (torch.cat along dim 2) and return the longer cache")
+                    raise CheckFailed(f"the returned {name} of {what} still has {kc.shape[2]} positions: append "
+                                      "the new token's keys/values (torch.cat along dim 2) and return the longer cache")
                 expect_tensor(got, f"the returned {name} of {what}", shape=tuple(want.shape))
-                if torch.allclose(got, torch.cat([kn if name == "k_cache" else vn, kc if name == "k_cache" else vc], 2)) \
-                        and not torch.allclose(got, want):
+                new, old = (kn, kc) if name == "k_cache" else (vn, vc)
+                if torch.allclose(got, torch.cat([new, old], 2)) and not torch.allclose(got, want):
                     raise CheckFailed(f"the returned {name} of {what} puts the new token first: append it at the end")
                 expect_close(got, want, f"the returned {name} of {what}", atol=0, rtol=0)
             expect_tensor(o, f"the attention output of {what}", shape=tuple(q.shape))
@@ -468,7 +472,8 @@ class KVCacheMeasureCheck:
     reference = ("tutorlib.llm.kv_cache.kv_cache_bytes",)
     hints = ("run `ours(ids, cache=cache)` with a fresh `KVCache()` on n_tokens token ids (any ids will do) and read "
              "cache.nbytes()",
-             "bytes_per_token is measured_bytes / n_tokens; the formula is 2 × layers × KV heads × head_dim × 4 bytes")
+             "bytes_per_token is measured_bytes / n_tokens; the formula is "
+             "2 × layers × KV heads × head_dim × 4 bytes")
 
     def inputs(self, gen: torch.Generator) -> dict:
         return {"n_tokens": int(torch.randint(20, 90, (1,), generator=gen))}
@@ -498,9 +503,10 @@ class KVCacheMeasureCheck:
                 hint = ": that is one KV head per query head; SmolLM2 has 3 KV heads shared by 9 query heads"
             elif measured in (per_token * (n + 1), per_token * (n - 1)):
                 hint = f": the cache should hold exactly the {n} tokens you ran"
-            raise CheckFailed(f"{what}['measured_bytes'] is {measured:,}, but the cache of SmolLM2 after {n} tokens "
-                              f"holds {per_token * n:,} bytes in float32{hint} — run the model with a KVCache and report "
-                              "cache.nbytes(), do not type a number")
+            raise CheckFailed(f"{what}['measured_bytes'] is {measured:,}, but the cache of SmolLM2 after {n} "
+                              f"tokens holds {per_token * n:,} bytes in float32{hint} — run the model with a KVCache "
+                              "and report cache.nbytes(), do not type a number")
         bpt = expect_number(outputs["bytes_per_token"], f"{what}['bytes_per_token']")
         if abs(bpt - per_token) > 1e-6 * per_token:
-            raise CheckFailed(f"{what}['bytes_per_token'] is {bpt:g}, expected measured_bytes / n_tokens = {per_token:,}")
+            raise CheckFailed(f"{what}['bytes_per_token'] is {bpt:g}, expected measured_bytes / n_tokens "
+                              f"= {per_token:,}")
