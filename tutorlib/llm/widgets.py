@@ -133,10 +133,7 @@ class DecodingExplorer:
 
     def run(self) -> str:
         """Regenerate for the current values; returns the new text (also shown in the widget)."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
-
-        from tutorlib.widgets import in_notebook
+        from tutorlib.widgets import in_notebook, redraw
 
         v = self.values()
         try:
@@ -152,12 +149,8 @@ class DecodingExplorer:
         self.text.value = (f"<div style='font-size:90%'>{html.escape(settings)}</div><pre style='line-height:1.2'>"
                            f"<span style='color:#888'>{html.escape(v['prompt'])}</span>{html.escape(new)}</pre>")
         if in_notebook():
-            fig = plot_next_token(self.model, v["prompt"], v["temperature"], v["top_k"], v["top_p"],
-                                  v["repetition_penalty"], tokenizer=self.tokenizer)
-            with self.plot:
-                clear_output(wait=True)
-                plt.show()
-            plt.close(fig)
+            redraw(self.plot, plot_next_token(self.model, v["prompt"], v["temperature"], v["top_k"], v["top_p"],
+                                              v["repetition_penalty"], tokenizer=self.tokenizer))
         self.renders += 1
         self.last = dict(v, text=new)
         return new
@@ -317,10 +310,7 @@ class AttentionExplorer:
 
     def run(self) -> dict[str, Any]:
         """Recompute (a forward pass, cached per prompt/layer/k) and redraw; returns the result."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
-
-        from tutorlib.widgets import in_notebook
+        from tutorlib.widgets import in_notebook, redraw
 
         v = self.values()
         key = (v["prompt"], v["layer"], v["k"])
@@ -339,11 +329,7 @@ class AttentionExplorer:
             f"{html.escape(repr(r['tokens'][-1]))} puts {float(att[-1, looked]):.0%} of its attention on token "
             f"{looked} {html.escape(repr(r['tokens'][looked]))}")
         if in_notebook():
-            fig = draw_next_token_attention(r, v["head"])
-            with self.plot:
-                clear_output(wait=True)
-                plt.show()
-            plt.close(fig)
+            redraw(self.plot, draw_next_token_attention(r, v["head"]))
         self.renders += 1
         self.last = dict(v, top_token=r["top_tokens"][0], top_prob=r["top_probs"][0], looked_at=looked,
                          attention=att.clone())
