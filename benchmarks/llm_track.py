@@ -57,7 +57,7 @@ def load(model_dir: str | None):
             gguf = next(folder.glob("*.gguf")).name
             tok = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
             hf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
-    return hf.float().eval(), tok, time.perf_counter() - t
+    return hf.eval(), tok, time.perf_counter() - t
 
 
 def chat_ids(tok, text: str) -> torch.Tensor:
@@ -100,8 +100,11 @@ def main() -> None:
     # 2. greedy generation speed, interleaved rounds
     n = args.new_tokens
     methods = {
-        "transformers generate (KV cache)": lambda: hf.generate(ids, max_new_tokens=n, do_sample=False,
-                                                                eos_token_id=None, pad_token_id=tok.eos_token_id),
+        # an explicit attention mask: the chat prompt contains <|im_end|>, which is also the pad token, and
+        # without a mask transformers would guess that those positions are padding and mask them out
+        "transformers generate (KV cache)": lambda: hf.generate(ids, attention_mask=torch.ones_like(ids),
+                                                                max_new_tokens=n, do_sample=False, eos_token_id=None,
+                                                                pad_token_id=tok.eos_token_id),
         "ours, KV cache (preallocated)": lambda: generate(ours, ids, n),
         "ours, KV cache (torch.cat)": lambda: generate(ours, ids, n, cache=KVCache(mode="cat")),
         "ours, no cache": lambda: generate(ours, ids, n, use_cache=False),
@@ -110,7 +113,7 @@ def main() -> None:
     outputs = {}
     with torch.inference_mode():
         generate(ours, ids, 4)                                    # warm-up
-        hf.generate(ids, max_new_tokens=4, do_sample=False)
+        hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
         for _ in range(args.rounds):
             for name, fn in methods.items():
                 t = time.perf_counter()

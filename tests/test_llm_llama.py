@@ -265,7 +265,9 @@ def test_real_smollm2_logits_and_greedy_tokens_match_transformers():
     ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
     with torch.no_grad():
         assert (ours(ids) - hf(ids).logits).abs().max().item() <= 1e-4
-        want = hf.generate(ids, max_new_tokens=20, do_sample=False, eos_token_id=None)
+        # the prompt contains <|im_end|>, also the pad token: without a mask transformers would mask it out
+        want = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
+                           eos_token_id=None)
     assert torch.equal(generate(ours, ids, 20), want)
 
 
