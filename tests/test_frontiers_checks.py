@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from tutorlib.frontiers import (clip_per_sample, equalized_odds_gap, fedavg, fgsm, load_balancing_loss,
-                                sliding_window_mask, top_k_routing)
+                                sliding_window_mask)
 from tutorlib.grading.registry import CheckContext, get_exercise
 
 
@@ -20,17 +20,76 @@ def run(ex_id, **ns):
         return "not_attempted", str(e)
 
 
+def my_fgsm(m, x, y, eps):  # the learner's own FGSM (the library's is the reference and may not be used)
+    xa = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(m(xa), y), xa)
+    return (x.detach() + eps * g.sign()).clamp(0, 1).detach()
+
+
+# The learner's own answers (the solutions'): the library's functions are the references and may not be used.
+def my_mask(T, window, causal=True):
+    i = torch.arange(T)
+    d = i[:, None] - i[None, :]
+    return (d >= 0) & (d < window) if causal else d.abs() < window
+
+
+def my_route(logits, k):
+    probs = torch.softmax(logits, dim=-1)
+    top_p, idx = probs.topk(k, dim=-1)
+    return top_p / top_p.sum(-1, keepdim=True), idx, probs
+
+
+def my_balance(probs, indices, n_experts):
+    counts = torch.bincount(indices.flatten(), minlength=n_experts).to(probs.dtype)
+    return n_experts * (counts / indices.numel() * probs.mean(0)).sum()
+
+
+def my_eo_gap(y_true, y_pred, groups):
+    tprs, fprs = [], []
+    for g in np.unique(groups):
+        pos, neg = (groups == g) & (y_true == 1), (groups == g) & (y_true == 0)
+        if pos.any():
+            tprs.append(y_pred[pos].mean())
+        if neg.any():
+            fprs.append(y_pred[neg].mean())
+    gap = lambda v: max(v) - min(v) if len(v) > 1 else 0.0  # noqa: E731
+    return float(max(gap(tprs), gap(fprs)))
+
+
+def my_clip(grads, max_norm):
+    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))
+    factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    return {n: g * factor.view(-1, *([1] * (g.dim() - 1))) for n, g in grads.items()}
+
+
+def my_fedavg(states, weights):
+    total = sum(weights)
+    return {k: sum(w / total * s[k] for s, w in zip(states, weights)) for k in states[0]}
+
+
 def stub(*a, **k):
     raise NotImplementedError("write your answer here")
 
 
 def test_references_pass():
-    assert run("ex13_1", sliding_window_mask=sliding_window_mask)[0] == "pass"
-    assert run("ex13_2", top_k_routing=top_k_routing, load_balancing_loss=load_balancing_loss)[0] == "pass"
-    assert run("ex13_3", fgsm=lambda m, x, y, eps: fgsm(m, x, y, eps))[0] == "pass"
-    assert run("ex13_4", equalized_odds_gap=equalized_odds_gap)[0] == "pass"
-    assert run("ex13_5", clip_per_sample=clip_per_sample)[0] == "pass"
-    assert run("ex13_6", fedavg=fedavg)[0] == "pass"
+    assert run("ex13_1", sliding_window_mask=my_mask)[0] == "pass"
+    assert run("ex13_2", top_k_routing=my_route, load_balancing_loss=my_balance)[0] == "pass"
+    assert run("ex13_3", fgsm=my_fgsm)[0] == "pass"
+    assert run("ex13_4", equalized_odds_gap=my_eo_gap)[0] == "pass"
+    assert run("ex13_5", clip_per_sample=my_clip)[0] == "pass"
+    assert run("ex13_6", fedavg=my_fedavg)[0] == "pass"
+
+
+def test_the_librarys_own_implementation_fails():
+    for ex_id, answers in [("ex13_1", {"sliding_window_mask": sliding_window_mask}),
+                           ("ex13_2", {"top_k_routing": my_route, "load_balancing_loss": load_balancing_loss}),
+                           ("ex13_3", {"fgsm": lambda m, x, y, eps: fgsm(m, x, y, eps)}),
+                           ("ex13_4", {"equalized_odds_gap": equalized_odds_gap}),
+                           ("ex13_5", {"clip_per_sample": lambda g, c: clip_per_sample(g, c)}),
+                           ("ex13_6", {"fedavg": fedavg})]:
+        status, msg = run(ex_id, **answers)
+        assert status == "fail" and "library's own implementation `tutorlib.frontiers." in msg, (ex_id, msg)
 
 
 def test_stubs_are_not_attempted():
@@ -52,12 +111,12 @@ def test_typical_mistakes_get_specific_hints():
         p = logits.softmax(-1)
         top, idx = p.topk(k)
         return top, idx, p
-    status, msg = run("ex13_2", top_k_routing=raw_weights, load_balancing_loss=load_balancing_loss)
+    status, msg = run("ex13_2", top_k_routing=raw_weights, load_balancing_loss=my_balance)
     assert status == "fail" and "divide them by their sum" in msg
 
     def detached_balance(probs, idx, E):
-        return load_balancing_loss(probs.detach(), idx, E)
-    status, msg = run("ex13_2", top_k_routing=top_k_routing, load_balancing_loss=detached_balance)
+        return my_balance(probs.detach(), idx, E)
+    status, msg = run("ex13_2", top_k_routing=my_route, load_balancing_loss=detached_balance)
     assert status == "fail" and "gradient" in msg
 
     def wrong_way(m, x, y, eps):
@@ -93,8 +152,8 @@ def test_checks_leave_the_global_rng_alone():
     torch.manual_seed(123)
     np.random.seed(5)
     before_t, before_n = torch.get_rng_state(), np.random.get_state()[1].copy()
-    run("ex13_3", fgsm=lambda m, x, y, eps: fgsm(m, x, y, eps))
-    run("ex13_4", equalized_odds_gap=equalized_odds_gap)
+    run("ex13_3", fgsm=my_fgsm)
+    run("ex13_4", equalized_odds_gap=my_eo_gap)
     assert torch.equal(torch.get_rng_state(), before_t) and (np.random.get_state()[1] == before_n).all()
 
 

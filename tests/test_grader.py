@@ -394,3 +394,21 @@ def test_a_planted_report_and_a_link_at_its_temporary_name_change_nothing(tmp_pa
     data = json.loads(out.read_text())
     assert data["total"] == 0 and data["notebooks"][0]["total"] == 0
     assert canary.read_text() == "untouched"
+
+
+@pytest.mark.parametrize("answer, where", [
+    ("from tutorlib.frontiers import fgsm", "the source"),  # found by the grader's scan of the notebook
+    ("import tutorlib.frontiers as tf\nfgsm = getattr(tf, 'fg' + 'sm')", "the run"),  # hidden: found in the kernel
+])
+def test_an_answer_that_is_the_librarys_own_implementation_fails(tmp_path: Path, answer: str, where: str) -> None:
+    nb = nbformat.read(REPO / "exercises" / "13_frontiers.ipynb", as_version=4)
+    for cell in nb.cells:
+        if _meta(cell).get("exercise") == "ex13_3":
+            cell.source = answer
+    path = tmp_path / "13_frontiers.ipynb"
+    nbformat.write(nb, path)
+    report = grade_notebook(path, timeouts={"ex13_7": 5})
+    res = report.result("ex13_3")
+    assert res.status == "fail" and res.score == 0, res
+    assert "your answer uses the library's own implementation `tutorlib.frontiers" in res.message
+    assert "write it yourself" in res.message

@@ -175,6 +175,7 @@ def test_ex06_6_experiment_with_a_tiny_encoder():
     model = build_model("lora", r=4, encoder=enc)
     untrained = {"exp_model": model, "exp_val": val, "exp_trainable_percent": 1.0, "exp_val_accuracy": 0.5}
     assert "not trained" in check("ex06_6", **untrained).message
+    assert "should be the model you trained" in check("ex06_6", **dict(untrained, exp_model=3)).message
     hist = Trainer(model, lr=1e-2, batch_size=8, collate_fn=text_collate(load_tokenizer(), 32), progress=False,
                    log=False).fit(load_reviews("train", limit=8), val, epochs=1)
     pct, acc = trainable_summary(model)["percent"], hist["val_accuracy"][-1]

@@ -42,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import dis
 import importlib
 import types
 import zlib
@@ -106,12 +107,24 @@ def _unwrap(obj: Any) -> Any:
     return getattr(obj, "__func__", obj)
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
+def _loaded_globals(code: types.CodeType, glob: dict[str, Any]) -> list[Any]:
+    """The objects a function's code loads from its globals, following attribute chains on modules
+    (``layers.rms_norm`` yields the module, then ``rms_norm``), nested functions included."""
+    found: list[Any] = []
+    cur: Any = None
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str):
+            cur = glob.get(ins.argval)
+            found.append(cur)
+        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(cur, types.ModuleType) and isinstance(ins.argval, str):
+            cur = getattr(cur, ins.argval, None)
+            found.append(cur)
+        else:
+            cur = None
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
+            found += _loaded_globals(const, glob)
+    return found
 
 
 def uses_reference(fn: Any, reference: tuple[str, ...]) -> str | None:
@@ -130,7 +143,10 @@ def uses_reference(fn: Any, reference: tuple[str, ...]) -> str | None:
         return None
 
     def which(obj: Any) -> str | None:
-        target = _unwrap(obj)
+        try:
+            target = _unwrap(obj)
+        except Exception:  # noqa: BLE001 - an object whose attributes cannot be read is not the reference
+            return None
         for name, ref in refs.items():
             if target is ref:
                 return name
@@ -143,19 +159,10 @@ def uses_reference(fn: Any, reference: tuple[str, ...]) -> str | None:
     code, glob = getattr(func, "__code__", None), getattr(func, "__globals__", None)
     if not isinstance(code, types.CodeType) or not isinstance(glob, dict):
         return None
-    names = _code_names(code)
-    for name in names:
-        if name not in glob:
-            continue
-        val = glob[name]
-        found = which(val)
+    for obj in _loaded_globals(code, glob):
+        found = which(obj)
         if found:
             return found
-        if isinstance(val, types.ModuleType):
-            for attr in names:
-                found = which(getattr(val, attr, None)) if hasattr(val, attr) else None
-                if found:
-                    return found
     return None
 
 

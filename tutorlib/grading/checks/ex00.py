@@ -11,7 +11,6 @@ on) and returns plain data, ``compare`` checks that data against the reference i
 
 from __future__ import annotations
 
-import copy
 
 import torch
 import torch.nn.functional as F

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..compare import CheckFailed, call_safely, expect_close, expect_finite, expect_number, expect_tensor
+from ..compare import CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor
 from ..protocol import exercise
 from ..registry import CheckContext, register
 

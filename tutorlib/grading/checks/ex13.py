@@ -20,87 +20,128 @@ from torch import nn
 from tutorlib.frontiers import (clip_per_sample, equalized_odds_gap, fedavg, fgsm, load_balancing_loss,
                                 sliding_window_mask, top_k_routing)
 
-from ..compare import (CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor,
-                       preserved_rng)
+from ..compare import CheckFailed, describe, expect_close, expect_finite, expect_number, expect_tensor
 from ..protocol import exercise
-from ..registry import CheckContext, register
 
 __all__: list[str] = []
 
 
-@register("ex13_1", points=2, timeout=60)
-def check_sliding_window(ctx: CheckContext) -> str:
+_WINDOW_CASES = [(6, 2, True), (9, 3, True), (5, 1, True), (7, 3, False), (8, 20, True), (4, 2, False)]
+
+
+@exercise("ex13_1", points=2, timeout=60)
+class SlidingWindowCheck:
     """``sliding_window_mask(T, window, causal=True)`` → bool (T, T), True where query i may attend to key j."""
-    fn = ctx.function("sliding_window_mask")
-    for T, w, causal in [(6, 2, True), (9, 3, True), (5, 1, True), (7, 3, False), (8, 20, True), (4, 2, False)]:
-        call = f"sliding_window_mask({T}, {w}, causal={causal})"
-        out = call_safely(fn, T, w, causal=causal, name="sliding_window_mask")
-        out = expect_tensor(out, f"the result of {call}", shape=(T, T))
-        if out.dtype != torch.bool:
-            raise CheckFailed(f"the result of {call} has dtype {out.dtype}, expected torch.bool: "
-                              "build it from comparisons (d >= 0) & (d < window), not from numbers")
-        want = sliding_window_mask(T, w, causal)
-        if not torch.equal(out.cpu(), want):
-            i, j = (out.cpu() != want).nonzero()[0].tolist()
-            hint = ""
-            if causal and bool(out[i, j]) and j > i:
-                hint = ": a causal mask must never let a query see a later key (j > i)"
-            elif bool(want[i, j]) and i == j:
-                hint = ": every query sees itself (the window counts the query)"
-            elif abs(i - j) in (w - 1, w):
-                hint = f": query i sees keys i-{w - 1} … i (window={w} positions including itself); check < vs <="
-            raise CheckFailed(f"{call}[{i}, {j}] is {bool(out[i, j])}, expected {bool(want[i, j])}{hint}")
-    return "matches tutorlib.frontiers.sliding_window_mask, causal and two-sided"
+
+    names = ("sliding_window_mask",)
+    reference = ("tutorlib.frontiers.sliding_window_mask",)
+    hints = (
+        "d = i - j for every (query i, key j) pair: torch.arange(T)[:, None] - torch.arange(T)[None, :].",
+        "causal: (d >= 0) & (d < window); two-sided: d.abs() < window.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        extra = (int(torch.randint(3, 12, (1,), generator=gen)), int(torch.randint(1, 5, (1,), generator=gen)))
+        return {"cases": _WINDOW_CASES + [(extra[0], extra[1], True), (extra[0], extra[1], False)]}
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        fn = learner.function("sliding_window_mask")
+        return [learner.call(fn, T, w, causal=causal, name="sliding_window_mask") for T, w, causal in inputs["cases"]]
+
+    def compare(self, inputs: dict, outputs: list) -> str:
+        for (T, w, causal), out in zip(inputs["cases"], outputs):
+            call = f"sliding_window_mask({T}, {w}, causal={causal})"
+            out = expect_tensor(out, f"the result of {call}", shape=(T, T))
+            if out.dtype != torch.bool:
+                raise CheckFailed(f"the result of {call} has dtype {out.dtype}, expected torch.bool: "
+                                  "build it from comparisons (d >= 0) & (d < window), not from numbers")
+            out = out.cpu()
+            want = sliding_window_mask(T, w, causal)
+            if not torch.equal(out, want):
+                i, j = (out != want).nonzero()[0].tolist()
+                hint = ""
+                if causal and bool(out[i, j]) and j > i:
+                    hint = ": a causal mask must never let a query see a later key (j > i)"
+                elif bool(want[i, j]) and i == j:
+                    hint = ": every query sees itself (the window counts the query)"
+                elif abs(i - j) in (w - 1, w):
+                    hint = f": query i sees keys i-{w - 1} … i (window={w} positions including itself); check < vs <="
+                raise CheckFailed(f"{call}[{i}, {j}] is {bool(out[i, j])}, expected {bool(want[i, j])}{hint}")
+        return "matches tutorlib.frontiers.sliding_window_mask, causal and two-sided"
 
 
-@register("ex13_2", points=3, timeout=60)
-def check_routing(ctx: CheckContext) -> str:
+@exercise("ex13_2", points=3, timeout=60)
+class RoutingCheck:
     """``top_k_routing(logits, k)`` → (weights, indices, probs) and ``load_balancing_loss(probs, indices, n_experts)``."""
-    route = ctx.function("top_k_routing")
-    bal = ctx.function("load_balancing_loss")
-    for N, E, k in [(10, 4, 1), (12, 6, 2), (7, 3, 3)]:
-        logits = ctx.randn(N, E) * 2
-        call = f"top_k_routing(logits of shape ({N}, {E}), k={k})"
-        out = call_safely(route, logits, k, name="top_k_routing")
-        if not isinstance(out, (tuple, list)) or len(out) != 3:
-            raise CheckFailed(f"{call} returned {describe(out)}, expected a tuple (weights, indices, probs)")
-        w, idx, probs = out
-        want_w, want_idx, want_p = top_k_routing(logits, k)
-        expect_tensor(probs, f"probs from {call}", shape=(N, E))
-        expect_close(probs, want_p, f"probs from {call}", atol=1e-5, hint="probs = softmax(logits, dim=-1) over experts")
-        expect_tensor(idx, f"indices from {call}", shape=(N, k))
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise CheckFailed(f"indices from {call} have dtype {idx.dtype}, expected integer expert ids (topk's indices)")
-        if not torch.equal(idx.cpu().long(), want_idx.cpu()):
-            raise CheckFailed(f"indices from {call} differ from the k largest probabilities (best first): "
-                              f"got {idx[0].tolist()} for token 0, expected {want_idx[0].tolist()}; use probs.topk(k, dim=-1)")
-        expect_tensor(w, f"weights from {call}", shape=(N, k))
-        hint = "renormalise the chosen probabilities so each token's k weights sum to 1"
-        if (torch.allclose(w.double().cpu(), want_p.gather(1, want_idx).double().cpu(), atol=1e-6)
-                and not torch.allclose(w.double().cpu(), want_w.double().cpu(), atol=1e-5)):
-            hint = "the weights are the raw softmax probabilities: divide them by their sum over the k chosen experts"
-        expect_close(w, want_w, f"weights from {call}", atol=1e-5, hint=hint)
-        lcall = f"load_balancing_loss(probs, indices, n_experts={E}) with k={k}"
-        aux = call_safely(bal, want_p, want_idx, E, name="load_balancing_loss")
-        aux = expect_tensor(aux, f"the result of {lcall}", shape=())
-        expect_finite(aux, f"the result of {lcall}")
-        want = load_balancing_loss(want_p, want_idx, E)
-        hint = "n_experts * sum_i f_i * P_i with f_i = share of the N*k assignments to expert i, P_i = mean prob of expert i"
-        counts = torch.bincount(want_idx.flatten(), minlength=E).double()
-        if abs(float(aux) - float(E * ((counts / N) * want_p.double().mean(0)).sum())) < 1e-5 and k > 1:
-            hint = "divide the counts by N*k (all assignments), not by N"
-        expect_close(aux, want, f"the result of {lcall}", atol=1e-5, hint=hint)
-        p = want_p.clone().requires_grad_(True)
-        try:  # called directly: call_safely passes detached copies, which would hide the gradient
-            g_out = bal(p, want_idx.clone(), E)
-        except Exception as exc:  # noqa: BLE001 - it already ran once above, so report and stop
-            raise CheckFailed(f"{lcall} raised {type(exc).__name__} when probs requires grad: {exc}") from None
-        if not isinstance(g_out, torch.Tensor) or not g_out.requires_grad:
-            raise CheckFailed(f"{lcall} does not depend on probs through autograd: P_i = probs.mean(0) must keep its gradient "
-                              "(only f_i is a constant)")
-    uni = call_safely(bal, torch.full((8, 4), 0.25), torch.arange(8).remainder(4)[:, None], 4, name="load_balancing_loss")
-    expect_close(uni, torch.tensor(1.0), "load_balancing_loss for perfectly uniform routing", atol=1e-5)
-    return "routing and the Switch balancing loss match tutorlib.frontiers for k = 1, 2, 3"
+
+    names = ("top_k_routing", "load_balancing_loss")
+    reference = ("tutorlib.frontiers.top_k_routing", "tutorlib.frontiers.load_balancing_loss")
+    hints = (
+        "probs = softmax(logits, -1); top_p, idx = probs.topk(k, dim=-1); weights = top_p / top_p.sum(-1, keepdim=True).",
+        "f = bincount(indices.flatten(), minlength=E) / indices.numel(); loss = E * (f * probs.mean(0)).sum().",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        cases = [(N, E, k, torch.randn(N, E, generator=gen) * 2) for N, E, k in [(10, 4, 1), (12, 6, 2), (7, 3, 3)]]
+        return {"cases": cases}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        route, bal = learner.function("top_k_routing"), learner.function("load_balancing_loss")
+        dev = learner.device
+        routed, losses, with_grad = [], [], []
+        for N, E, k, logits in inputs["cases"]:
+            routed.append(learner.call(route, logits.to(dev), k, name="top_k_routing"))
+            want_w, want_idx, want_p = top_k_routing(logits, k)  # the balancing loss is checked on the right routing
+            losses.append(learner.call(bal, want_p.to(dev), want_idx.to(dev), E, name="load_balancing_loss"))
+            p = want_p.clone().to(dev).requires_grad_(True)  # passed as it is: a copy would hide the gradient
+            try:
+                out = learner.call(bal, p, want_idx.clone().to(dev), E, name="load_balancing_loss", mutable=(0,))
+                with_grad.append(bool(isinstance(out, torch.Tensor) and out.requires_grad))
+            except CheckFailed as exc:
+                with_grad.append(str(exc))
+        uni = learner.call(bal, torch.full((8, 4), 0.25, device=dev), torch.arange(8, device=dev).remainder(4)[:, None], 4,
+                           name="load_balancing_loss")
+        return {"routed": routed, "losses": losses, "with_grad": with_grad, "uniform": uni}
+
+    def compare(self, inputs: dict, outputs: dict) -> str:
+        for (N, E, k, logits), out, aux, grad in zip(inputs["cases"], outputs["routed"], outputs["losses"],
+                                                      outputs["with_grad"]):
+            call = f"top_k_routing(logits of shape ({N}, {E}), k={k})"
+            if not isinstance(out, (tuple, list)) or len(out) != 3:
+                raise CheckFailed(f"{call} returned {describe(out)}, expected a tuple (weights, indices, probs)")
+            w, idx, probs = out
+            want_w, want_idx, want_p = top_k_routing(logits, k)
+            expect_tensor(probs, f"probs from {call}", shape=(N, E))
+            expect_close(probs, want_p, f"probs from {call}", atol=1e-5, hint="probs = softmax(logits, dim=-1) over experts")
+            expect_tensor(idx, f"indices from {call}", shape=(N, k))
+            if idx.dtype not in (torch.int64, torch.int32):
+                raise CheckFailed(f"indices from {call} have dtype {idx.dtype}, expected integer expert ids (topk's indices)")
+            if not torch.equal(idx.cpu().long(), want_idx):
+                raise CheckFailed(f"indices from {call} differ from the k largest probabilities (best first): got "
+                                  f"{idx[0].tolist()} for token 0, expected {want_idx[0].tolist()}; use probs.topk(k, dim=-1)")
+            expect_tensor(w, f"weights from {call}", shape=(N, k))
+            hint = "renormalise the chosen probabilities so each token's k weights sum to 1"
+            if (torch.allclose(w.double().cpu(), want_p.gather(1, want_idx).double(), atol=1e-6)
+                    and not torch.allclose(w.double().cpu(), want_w.double(), atol=1e-5)):
+                hint = "the weights are the raw softmax probabilities: divide them by their sum over the k chosen experts"
+            expect_close(w, want_w, f"weights from {call}", atol=1e-5, hint=hint)
+            lcall = f"load_balancing_loss(probs, indices, n_experts={E}) with k={k}"
+            aux = expect_tensor(aux, f"the result of {lcall}", shape=())
+            expect_finite(aux, f"the result of {lcall}")
+            want = load_balancing_loss(want_p, want_idx, E)
+            hint = "n_experts * sum_i f_i * P_i with f_i = share of the N*k assignments to expert i, P_i = mean prob of expert i"
+            counts = torch.bincount(want_idx.flatten(), minlength=E).double()
+            if abs(float(aux) - float(E * ((counts / N) * want_p.double().mean(0)).sum())) < 1e-5 and k > 1:
+                hint = "divide the counts by N*k (all assignments), not by N"
+            expect_close(aux, want, f"the result of {lcall}", atol=1e-5, hint=hint)
+            if isinstance(grad, str):
+                raise CheckFailed(f"{lcall} fails when probs requires grad: {grad}")
+            if not grad:
+                raise CheckFailed(f"{lcall} does not depend on probs through autograd: P_i = probs.mean(0) must keep its "
+                                  "gradient (only f_i is a constant)")
+        expect_close(expect_tensor(outputs["uniform"], "load_balancing_loss for perfectly uniform routing"), torch.tensor(1.0),
+                     "load_balancing_loss for perfectly uniform routing", atol=1e-5)
+        return "routing and the Switch balancing loss match tutorlib.frontiers for k = 1, 2, 3"
 
 
 class _TinyNet(nn.Module):
@@ -115,110 +156,200 @@ class _TinyNet(nn.Module):
         return self.lin(torch.tanh(x.flatten(1) * 2))
 
 
-@register("ex13_3", points=2, timeout=60)
-def check_fgsm(ctx: CheckContext) -> str:
-    """``fgsm(model, x, y, eps)`` → ``(x + eps * sign(grad_x loss)).clamp(0, 1)``, detached, input untouched."""
-    fn = ctx.function("fgsm")
-    with preserved_rng():  # nn.Linear's default init draws from the global RNG
-        model = _TinyNet(ctx.generator).to(ctx.device).eval()
-    x = torch.rand(6, 1, 4, 4, generator=ctx.generator).to(ctx.device)
-    y = ctx.randint(3, 6)
-    for eps in (0.1, 0.3):
-        call = f"fgsm(model, x, y, eps={eps})"
-        out = call_safely(fn, model, x, y, eps, name="fgsm")
-        out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
-        expect_finite(out, f"the result of {call}")
-        if out.requires_grad:
-            raise CheckFailed(f"the result of {call} still requires grad: return x_adv.detach()")
-        want = fgsm(model, x, y, eps)
-        hint = "x_adv = (x + eps * grad.sign()).clamp(0, 1) with grad the gradient of the cross-entropy w.r.t. x"
-        if torch.allclose(out.cpu(), (x - eps * (want - x).sign()).clamp(0, 1).cpu(), atol=1e-6):
-            hint = "you stepped the wrong way: FGSM *increases* the loss, x + eps * sign(grad)"
-        elif (out - x).abs().max() > eps + 1e-6:
-            hint = f"the perturbation must stay within eps={eps} per pixel"
-        elif (out < 0).any() or (out > 1).any():
-            hint = "clamp the result to the valid pixel range [0, 1]"
-        expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
-    # The lesson calls fgsm inside `with torch.no_grad():` (evaluating the attacked model): it must still work there.
-    call = "fgsm(model, x, y, eps=0.1) inside `with torch.no_grad():`"
-    enable = "turn gradients back on inside fgsm with `with torch.enable_grad():` around the loss and torch.autograd.grad"
-    try:
-        with torch.no_grad():
-            out = call_safely(fn, model, x, y, 0.1, name="fgsm")
-    except CheckFailed as exc:
-        raise CheckFailed(f"{call} fails ({exc}): the lesson attacks the model under no_grad, so {enable}") from None
-    out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
-    expect_close(out, fgsm(model, x, y, 0.1), f"the result of {call}", atol=1e-5, hint=enable)
-    return "matches tutorlib.frontiers.fgsm, also under torch.no_grad()"
+def _tiny_net(state: dict[str, torch.Tensor]) -> nn.Module:
+    with torch.random.fork_rng():
+        net = _TinyNet(torch.Generator())
+    net.load_state_dict(state)
+    return net.eval()
 
 
-@register("ex13_4", points=2, timeout=60)
-def check_eo_gap(ctx: CheckContext) -> str:
+@exercise("ex13_3", points=2, timeout=60)
+class FGSMCheck:
+    """``fgsm(model, x, y, eps)`` → ``(x + eps * sign(grad_x loss)).clamp(0, 1)``, detached, input untouched, and
+    working when called inside ``torch.no_grad()`` as the lesson does."""
+
+    names = ("fgsm",)
+    reference = ("tutorlib.frontiers.fgsm", "tutorlib.frontiers.adversarial.fgsm", "tutorlib.frontiers.adversarial.pgd",
+                 "tutorlib.frontiers.pgd")
+    hints = (
+        "x_adv = x.detach().clone().requires_grad_(True); loss = F.cross_entropy(model(x_adv), y); "
+        "(grad,) = torch.autograd.grad(loss, x_adv).",
+        "return (x + eps * grad.sign()).clamp(0, 1).detach(), and wrap the gradient part in `with torch.enable_grad():` "
+        "so it also works under torch.no_grad().",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        with torch.random.fork_rng():
+            state = dict(_TinyNet(gen).state_dict())
+        return {"state": state, "x": torch.rand(6, 1, 4, 4, generator=gen), "y": torch.randint(3, (6,), generator=gen),
+                "eps": [0.1, 0.3]}
+
+    def call(self, learner: Any, inputs: dict) -> dict:
+        fn = learner.function("fgsm")
+        dev = learner.device
+        model = _tiny_net(inputs["state"]).to(dev)
+        x, y = inputs["x"].to(dev), inputs["y"].to(dev)
+        outs = [learner.call(fn, model, x, y, eps, name="fgsm") for eps in inputs["eps"]]
+        try:
+            with torch.no_grad():
+                under = {"out": learner.call(fn, model, x, y, inputs["eps"][0], name="fgsm")}
+        except CheckFailed as exc:
+            under = {"error": str(exc)}
+        return {"outs": outs, "no_grad": under}
+
+    def compare(self, inputs: dict, outputs: dict) -> str:
+        model, x, y = _tiny_net(inputs["state"]), inputs["x"], inputs["y"]
+        for eps, out in zip(inputs["eps"], outputs["outs"]):
+            call = f"fgsm(model, x, y, eps={eps})"
+            out = expect_tensor(out, f"the result of {call}", shape=x.shape, dtype=x.dtype)
+            expect_finite(out, f"the result of {call}")
+            if out.requires_grad:
+                raise CheckFailed(f"the result of {call} still requires grad: return x_adv.detach()")
+            out = out.cpu()
+            want = fgsm(model, x, y, eps)
+            hint = "x_adv = (x + eps * grad.sign()).clamp(0, 1) with grad the gradient of the cross-entropy w.r.t. x"
+            if torch.allclose(out, (x - eps * (want - x).sign()).clamp(0, 1), atol=1e-6):
+                hint = "you stepped the wrong way: FGSM *increases* the loss, x + eps * sign(grad)"
+            elif (out - x).abs().max() > eps + 1e-6:
+                hint = f"the perturbation must stay within eps={eps} per pixel"
+            elif (out < 0).any() or (out > 1).any():
+                hint = "clamp the result to the valid pixel range [0, 1]"
+            expect_close(out, want, f"the result of {call}", atol=1e-5, hint=hint)
+        # The lesson calls fgsm inside `with torch.no_grad():` (evaluating the attacked model): it must still work there.
+        eps = inputs["eps"][0]
+        call = f"fgsm(model, x, y, eps={eps}) inside `with torch.no_grad():`"
+        enable = "turn gradients back on inside fgsm with `with torch.enable_grad():` around the loss and torch.autograd.grad"
+        under = outputs["no_grad"]
+        if "error" in under:
+            raise CheckFailed(f"{call} fails ({under['error']}): the lesson attacks the model under no_grad, so {enable}")
+        out = expect_tensor(under["out"], f"the result of {call}", shape=x.shape, dtype=x.dtype)
+        expect_close(out, fgsm(model, x, y, eps), f"the result of {call}", atol=1e-5, hint=enable)
+        return "matches tutorlib.frontiers.fgsm, also under torch.no_grad()"
+
+
+_GROUP_NAMES = ["airline", "book", "movie", "hotel"]
+
+
+@exercise("ex13_4", points=2, timeout=60)
+class EqualizedOddsCheck:
     """``equalized_odds_gap(y_true, y_pred, groups)`` → float: max(TPR gap, FPR gap) across groups."""
-    fn = ctx.function("equalized_odds_gap")
-    names = np.array(["airline", "book", "movie", "hotel"])
-    for n, n_groups in [(40, 2), (60, 3), (80, 4)]:
-        y = ctx.randint(2, n).cpu().numpy()
-        p = ctx.randint(2, n).cpu().numpy()
-        g = names[ctx.randint(n_groups, n).cpu().numpy()]
-        call = f"equalized_odds_gap(y_true, y_pred, groups) with {n_groups} groups"
-        out = expect_number(call_safely(fn, y, p, g, name="equalized_odds_gap"), f"the result of {call}")
-        want = equalized_odds_gap(y, p, g)
-        tpr = [p[(g == k) & (y == 1)].mean() for k in set(g)]
-        fpr = [p[(g == k) & (y == 0)].mean() for k in set(g)]
-        hint = "the gap is max(max TPR - min TPR, max FPR - min FPR) over groups"
-        if abs(out - (max(tpr) - min(tpr))) < 1e-9 and abs(out - want) > 1e-9:
-            hint = "that is the TPR gap only: equalized odds also compares false-positive rates P(ŷ=1 | y=0)"
-        elif abs(out - (max(fpr) - min(fpr))) < 1e-9 and abs(out - want) > 1e-9:
-            hint = "that is the FPR gap only: equalized odds also compares true-positive rates P(ŷ=1 | y=1)"
-        expect_close(torch.tensor(out), torch.tensor(want), f"the result of {call}", atol=1e-6, hint=hint)
-    return "matches tutorlib.frontiers.equalized_odds_gap"
+
+    names = ("equalized_odds_gap",)
+    reference = ("tutorlib.frontiers.equalized_odds_gap",)
+    hints = (
+        "per group g: TPR = y_pred[(groups == g) & (y_true == 1)].mean(), FPR = the same with y_true == 0.",
+        "return float(max(max(TPR) - min(TPR), max(FPR) - min(FPR))), skipping a rate whose group has no examples.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        cases = []
+        for n, n_groups in [(40, 2), (60, 3), (80, 4)]:
+            cases.append({"y": torch.randint(2, (n,), generator=gen), "p": torch.randint(2, (n,), generator=gen),
+                          "g": [_GROUP_NAMES[i] for i in torch.randint(n_groups, (n,), generator=gen).tolist()]})
+        return {"cases": cases}
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        fn = learner.function("equalized_odds_gap")
+        return [learner.call(fn, c["y"].numpy(), c["p"].numpy(), np.array(c["g"]), name="equalized_odds_gap")
+                for c in inputs["cases"]]
+
+    def compare(self, inputs: dict, outputs: list) -> str:
+        for c, out in zip(inputs["cases"], outputs):
+            y, p, g = c["y"].numpy(), c["p"].numpy(), np.array(c["g"])
+            call = f"equalized_odds_gap(y_true, y_pred, groups) with {len(set(c['g']))} groups"
+            out = expect_number(out, f"the result of {call}")
+            want = equalized_odds_gap(y, p, g)
+            tpr = [p[(g == k) & (y == 1)].mean() for k in set(g)]
+            fpr = [p[(g == k) & (y == 0)].mean() for k in set(g)]
+            hint = "the gap is max(max TPR - min TPR, max FPR - min FPR) over groups"
+            if abs(out - (max(tpr) - min(tpr))) < 1e-9 and abs(out - want) > 1e-9:
+                hint = "that is the TPR gap only: equalized odds also compares false-positive rates P(ŷ=1 | y=0)"
+            elif abs(out - (max(fpr) - min(fpr))) < 1e-9 and abs(out - want) > 1e-9:
+                hint = "that is the FPR gap only: equalized odds also compares true-positive rates P(ŷ=1 | y=1)"
+            expect_close(torch.tensor(out), torch.tensor(want), f"the result of {call}", atol=1e-6, hint=hint)
+        return "matches tutorlib.frontiers.equalized_odds_gap"
 
 
-@register("ex13_5", points=2, timeout=60)
-def check_clip(ctx: CheckContext) -> str:
+@exercise("ex13_5", points=2, timeout=60)
+class ClipPerSampleCheck:
     """``clip_per_sample(grads, max_norm)``: each example's gradient (over all parameters) scaled to norm ≤ max_norm."""
-    fn = ctx.function("clip_per_sample")
-    scales = torch.tensor([0.05, 0.3, 1.0, 3.0, 10.0, 0.0]).to(ctx.device)
-    grads = {"layer.weight": ctx.randn(6, 3, 4) * scales.view(-1, 1, 1), "layer.bias": ctx.randn(6, 3) * scales.view(-1, 1)}
-    for C in (1.0, 0.5):
-        call = f"clip_per_sample(grads, max_norm={C})"
-        out = call_safely(fn, grads, C, name="clip_per_sample")
-        if not isinstance(out, dict) or set(out) != set(grads):
-            raise CheckFailed(f"{call} returned {describe(out)}, expected a dict with the same keys {sorted(grads)}")
-        want = clip_per_sample(grads, C)
-        per_param = {n: g * (C / (g.flatten(1).norm(dim=1) + 1e-6)).clamp(max=1).view(-1, *([1] * (g.dim() - 1)))
-                     for n, g in grads.items()}
-        for name in grads:
-            got = expect_tensor(out[name], f"{call}[{name!r}]", shape=grads[name].shape)
-            expect_finite(got, f"{call}[{name!r}]")
-            hint = "factor_i = min(1, max_norm / (norm_i + 1e-6)) with norm_i over ALL parameters of example i"
-            if all(torch.allclose(out[n].double().cpu(), per_param[n].double().cpu(), atol=1e-6) for n in grads):
-                hint = "you clipped each parameter separately: the norm of example i is taken over all its parameters together"
-            expect_close(got, want[name], f"{call}[{name!r}]", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.clip_per_sample (joint per-example norm, small gradients untouched)"
+
+    names = ("clip_per_sample",)
+    reference = ("tutorlib.frontiers.clip_per_sample",)
+    hints = (
+        "norm_i = sqrt(sum over ALL parameters of grads[name][i] ** 2): flatten each to (B, -1) and add the squares.",
+        "factor_i = min(1, max_norm / (norm_i + 1e-6)); multiply every grads[name][i] by factor_i.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        scales = torch.tensor([0.05, 0.3, 1.0, 3.0, 10.0, 0.0])
+        grads = {"layer.weight": torch.randn(6, 3, 4, generator=gen) * scales.view(-1, 1, 1),
+                 "layer.bias": torch.randn(6, 3, generator=gen) * scales.view(-1, 1)}
+        return {"grads": grads, "norms": [1.0, 0.5]}
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        fn = learner.function("clip_per_sample")
+        grads = {k: v.to(learner.device) for k, v in inputs["grads"].items()}
+        out = [learner.call(fn, grads, C, name="clip_per_sample") for C in inputs["norms"]]
+        return [o if not isinstance(o, dict) or all(isinstance(k, str) for k in o) else describe(o) for o in out]
+
+    def compare(self, inputs: dict, outputs: list) -> str:
+        grads = inputs["grads"]
+        for C, out in zip(inputs["norms"], outputs):
+            call = f"clip_per_sample(grads, max_norm={C})"
+            if not isinstance(out, dict) or set(out) != set(grads):
+                raise CheckFailed(f"{call} returned {describe(out)}, expected a dict with the same keys {sorted(grads)}")
+            want = clip_per_sample(grads, C)
+            per_param = {n: g * (C / (g.flatten(1).norm(dim=1) + 1e-6)).clamp(max=1).view(-1, *([1] * (g.dim() - 1)))
+                         for n, g in grads.items()}
+            for name in grads:
+                got = expect_tensor(out[name], f"{call}[{name!r}]", shape=grads[name].shape)
+                expect_finite(got, f"{call}[{name!r}]")
+                hint = "factor_i = min(1, max_norm / (norm_i + 1e-6)) with norm_i over ALL parameters of example i"
+                if all(isinstance(out[n], torch.Tensor) and out[n].shape == per_param[n].shape
+                       and torch.allclose(out[n].double().cpu(), per_param[n].double(), atol=1e-6) for n in grads):
+                    hint = "you clipped each parameter separately: the norm of example i is taken over all its parameters together"
+                expect_close(got, want[name], f"{call}[{name!r}]", atol=1e-5, hint=hint)
+        return "matches tutorlib.frontiers.clip_per_sample (joint per-example norm, small gradients untouched)"
 
 
-@register("ex13_6", points=2, timeout=60)
-def check_fedavg(ctx: CheckContext) -> str:
+@exercise("ex13_6", points=2, timeout=60)
+class FedAvgCheck:
     """``fedavg(states, weights)`` → the weighted average state_dict (weights = client sizes)."""
-    fn = ctx.function("fedavg")
-    states = [{"fc.weight": ctx.randn(3, 2), "fc.bias": ctx.randn(3)} for _ in range(4)]
-    sizes = [10, 30, 5, 55]
-    for w in (sizes, [1, 1, 1, 1]):
-        call = f"fedavg(states, weights={w})"
-        out = call_safely(fn, states, w, name="fedavg")
-        if not isinstance(out, dict) or set(out) != set(states[0]):
-            raise CheckFailed(f"{call} returned {describe(out)}, expected a dict with keys {sorted(states[0])}")
-        want = fedavg(states, w)
-        for name in want:
-            got = expect_tensor(out[name], f"{call}[{name!r}]", shape=want[name].shape)
-            hint = "sum_c (n_c / sum n) * state_c[name]"
-            plain = sum(s[name] for s in states) / len(states)
-            if w is sizes and torch.allclose(got.double().cpu(), plain.double().cpu(), atol=1e-6):
-                hint = "that is the plain mean: weight each client by its share of the examples, n_c / sum(n)"
-            expect_close(got, want[name], f"{call}[{name!r}]", atol=1e-5, hint=hint)
-    return "matches tutorlib.frontiers.fedavg"
+
+    names = ("fedavg",)
+    reference = ("tutorlib.frontiers.fedavg",)
+    hints = (
+        "the weight of client c is n_c / sum(n): its share of all the examples.",
+        "return {name: sum(w_c * states[c][name] for each client c) for name in states[0]}.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        states = [{"fc.weight": torch.randn(3, 2, generator=gen), "fc.bias": torch.randn(3, generator=gen)} for _ in range(4)]
+        sizes = [int(v) for v in torch.randint(5, 60, (4,), generator=gen)]
+        return {"states": states, "weights": [sizes, [1, 1, 1, 1]]}
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        fn = learner.function("fedavg")
+        states = [{k: v.to(learner.device) for k, v in st.items()} for st in inputs["states"]]
+        out = [learner.call(fn, states, list(w), name="fedavg") for w in inputs["weights"]]
+        return [o if not isinstance(o, dict) or all(isinstance(k, str) for k in o) else describe(o) for o in out]
+
+    def compare(self, inputs: dict, outputs: list) -> str:
+        states = inputs["states"]
+        for w, out in zip(inputs["weights"], outputs):
+            call = f"fedavg(states, weights={w})"
+            if not isinstance(out, dict) or set(out) != set(states[0]):
+                raise CheckFailed(f"{call} returned {describe(out)}, expected a dict with keys {sorted(states[0])}")
+            want = fedavg(states, w)
+            for name in want:
+                got = expect_tensor(out[name], f"{call}[{name!r}]", shape=want[name].shape)
+                hint = "sum_c (n_c / sum n) * state_c[name]"
+                plain = sum(s[name] for s in states) / len(states)
+                if len(set(w)) > 1 and torch.allclose(got.double().cpu(), plain.double(), atol=1e-6):
+                    hint = "that is the plain mean: weight each client by its share of the examples, n_c / sum(n)"
+                expect_close(got, want[name], f"{call}[{name!r}]", atol=1e-5, hint=hint)
+        return "matches tutorlib.frontiers.fedavg"
 
 
 def _plain(x: Any) -> Any:
