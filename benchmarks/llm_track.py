@@ -134,7 +134,8 @@ def main() -> None:
     print("answer:", repr(tok.decode(ref[0, ids.shape[1]:], skip_special_tokens=False)[:160]), "\n")
 
     # 3. uncached forward vs cached step
-    rows = time_forward_vs_cached(ours, args.lengths, repeats=3)
+    rows = time_forward_vs_cached(ours, args.lengths, repeats=5)
+    print("One generation step at prefix length n, best of 5 (alternating):\n")
     print("| prefix length | uncached forward (ms) | cached step (ms) | speed-up |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['length']} | {1000 * r['uncached_s']:.1f} | {1000 * r['cached_s']:.1f} | {r['speedup']:.1f}x |")
