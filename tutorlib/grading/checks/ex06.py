@@ -90,17 +90,6 @@ def reference_cheapest_close_to_best(results: Sequence[Any], points: float = 2.0
 # --------------------------------------------------------------------------- helpers
 
 
-def _tiny_bert(ctx: CheckContext) -> nn.Module:
-    from transformers import BertConfig, BertModel
-
-    cfg = BertConfig(vocab_size=60, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40)
-    model = BertModel(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.2 * torch.randn(p.shape, generator=ctx.generator))
-    return model.to(ctx.device).eval()
-
-
 def _lora_class(ctx: CheckContext) -> type:
     cls = ctx.get("LoRA")
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
@@ -351,26 +340,45 @@ def check_adapter(ctx: CheckContext) -> None:
     expect_close(out.detach(), want, "Adapter(24, 5)(h) with trained weights", atol=1e-4, rtol=1e-4, hint=hint)
 
 
-@register("ex06_5", points=1, timeout=60)
-def check_largest_rank(ctx: CheckContext) -> None:
+_RANK_CASES = ((["query", "value"], 1000), (["query", "value"], 96 * 4), (["query", "key", "value", "dense"], 5000),
+                (["dense"], 50))
+
+
+@exercise("ex06_5", points=1, timeout=60)
+class LargestRankCheck:
     """``largest_rank(model, target_modules, budget)``: the largest r whose LoRA parameters fit the budget."""
-    largest_rank = ctx.function("largest_rank")
-    model = _tiny_bert(ctx)
-    cases = ((["query", "value"], 1000), (["query", "value"], 96 * 4), (["query", "key", "value", "dense"], 5000),
-             (["dense"], 50))
-    for targets, budget_ in cases:
-        call = f"largest_rank(tiny_bert, {targets}, budget={budget_})"
-        got = expect_number(call_safely(largest_rank, model, targets, budget_, name="largest_rank"), f"the result of {call}", int)
-        want = reference_largest_rank(model, targets, budget_)
-        if got != want:
-            used = reference_count_lora_parameters(model, targets, max(got, 0))
-            if got > want:
-                hint = f"r = {got} needs {used:,} parameters, more than the budget"
-            else:
-                hint = f"r = {want} still fits ({reference_count_lora_parameters(model, targets, want):,} ≤ {budget_:,})"
-            if want == 0:
-                hint = "even r = 1 does not fit this budget: return 0"
-            raise CheckFailed(f"{call} gave {got}, expected {want}: {hint}")
+
+    names = ("largest_rank",)
+    hints = (
+        "the LoRA parameter count is proportional to r: count it for r = 1 first (count_lora_parameters(model, targets, 1)).",
+        "the largest r is budget // (count for r = 1), or 0 when even r = 1 does not fit.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"cases": list(_RANK_CASES) + [(["query", "value"], int(torch.randint(100, 20000, (1,), generator=gen)))]}
+
+    def call(self, learner: Any, inputs: dict) -> list:
+        largest_rank = learner.function("largest_rank")
+        model = _plain_bert().to(learner.device)
+        return [learner.call(largest_rank, model, list(targets), budget_, name="largest_rank")
+                for targets, budget_ in inputs["cases"]]
+
+    def compare(self, inputs: dict, outputs: list) -> None:
+        model = _plain_bert()
+        for (targets, budget_), got in zip(inputs["cases"], outputs):
+            targets = list(targets)
+            call = f"largest_rank(tiny_bert, {targets}, budget={budget_})"
+            got = expect_number(got, f"the result of {call}", int)
+            want = reference_largest_rank(model, targets, budget_)
+            if got != want:
+                used = reference_count_lora_parameters(model, targets, max(got, 0))
+                if got > want:
+                    hint = f"r = {got} needs {used:,} parameters, more than the budget"
+                else:
+                    hint = f"r = {want} still fits ({reference_count_lora_parameters(model, targets, want):,} ≤ {budget_:,})"
+                if want == 0:
+                    hint = "even r = 1 does not fit this budget: return 0"
+                raise CheckFailed(f"{call} gave {got}, expected {want}: {hint}")
 
 
 def _encoder_config(model: nn.Module) -> str | None:
