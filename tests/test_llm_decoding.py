@@ -134,3 +134,20 @@ def test_bad_inputs_raise_clear_errors():
         beam_search(m, torch.tensor([[1], [2]]), 3)
     with pytest.raises(ValueError, match="unknown strategy"):
         generate(m, torch.tensor([[1]]), 3, strategy="nucleus")
+
+
+def test_cached_logits_give_the_uncached_tokens_for_every_strategy():
+    from tutorlib.llm import CachedLogits
+    from tutorlib.llm.llama import Llama, LlamaConfig
+
+    torch.manual_seed(0)
+    m = Llama(LlamaConfig(vocab_size=40, d_model=32, n_layer=2, n_head=4, n_kv_head=2, d_ff=64)).eval()
+    p = torch.tensor([[1, 2, 3, 4]])
+    assert torch.equal(greedy(CachedLogits(m), p, 12, repetition_penalty=1.2), greedy(m, p, 12, repetition_penalty=1.2))
+    fast = CachedLogits(m)
+    assert torch.equal(beam_search(fast, p, 10, num_beams=4, eos_id=7), beam_search(m, p, 10, num_beams=4, eos_id=7))
+    assert fast.cached_calls >= 5  # the beams were extended from the cache, not recomputed
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(sample(CachedLogits(m), p, 12, top_p=0.8, generator=g1), sample(m, p, 12, top_p=0.8, generator=g2))
+    with pytest.raises(TypeError, match="wraps a tutorlib.llm.Llama"):
+        CachedLogits(lambda ids: ids)

@@ -13,7 +13,7 @@
 - :mod:`~tutorlib.llm.dialogue`: a chat loop within a token budget, long-term memory in SQLite;
 - :mod:`~tutorlib.llm.metrics`: ROUGE-1/2/L, exact match, token F1;
 - :mod:`~tutorlib.llm.tasks`: extractive QA and summarization with the model classes;
-- :mod:`~tutorlib.llm.widgets`: the decoding explorer.
+- :mod:`~tutorlib.llm.widgets`: the decoding explorer and the next-token/attention explorer.
 LoRA SFT of a causal LM is ``tutorlib finetune --task causal-lm`` (:mod:`tutorlib.finetune.causal_lm`).
 
 >>> from tutorlib.llm import greedy, beam_search, sample, top_p_filter, rouge_l, ChatSession
@@ -21,7 +21,7 @@ LoRA SFT of a causal LM is ``tutorlib finetune --task causal-lm`` (:mod:`tutorli
 """
 
 from tutorlib.llm.bpe import SPLIT_PATTERN, BPETokenizer, merge_pair, pair_counts, train_bpe
-from tutorlib.llm.decoding import (STRATEGIES, apply_repetition_penalty, apply_temperature, as_logits_fn,
+from tutorlib.llm.decoding import (STRATEGIES, CachedLogits, apply_repetition_penalty, apply_temperature, as_logits_fn,
                                    beam_search, filtered_distribution, generate, greedy, next_token_logits,
                                    sample, top_k_filter, top_p_filter)
 from tutorlib.llm.dialogue import (ChatSession, LongTermMemory, Memory, Turn, bag_of_words_embedder,
@@ -40,7 +40,7 @@ from tutorlib.llm.tasks import (QAExample, answer_question, build_qa_model, eval
                                 review_summary_examples, summarize, summary_prompt, train_qa)
 
 __all__ = [
-    "STRATEGIES", "apply_repetition_penalty", "apply_temperature", "as_logits_fn", "beam_search", "filtered_distribution",
+    "STRATEGIES", "CachedLogits", "apply_repetition_penalty", "apply_temperature", "as_logits_fn", "beam_search", "filtered_distribution",
     "generate", "greedy", "next_token_logits", "sample", "top_k_filter", "top_p_filter", "ChatSession",
     "LongTermMemory", "Memory", "Turn", "bag_of_words_embedder", "cosine_top_k", "first_sentence_summary",
     "gpt_responder", "hf_responder", "minilm_embedder", "char_tokenizer", "export_hf", "to_gpt2", "corpus_scores",

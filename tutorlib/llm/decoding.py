@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
-__all__ = ["as_logits_fn", "next_token_logits", "apply_temperature", "top_k_filter", "top_p_filter",
+__all__ = ["as_logits_fn", "CachedLogits", "next_token_logits", "apply_temperature", "top_k_filter", "top_p_filter",
            "apply_repetition_penalty", "filtered_distribution", "greedy", "sample", "beam_search", "generate",
            "STRATEGIES"]
 
@@ -47,7 +47,7 @@ def as_logits_fn(model: Any) -> LogitsFn:
 
         def fn(ids: torch.Tensor) -> torch.Tensor:
             return model(ids[:, -block:])
-    elif hasattr(model, "config") and hasattr(model, "generate"):
+    elif hasattr(model, "generate") and hasattr(getattr(model, "config", None), "model_type"):   # transformers
         def fn(ids: torch.Tensor) -> torch.Tensor:
             return model(input_ids=ids).logits
     elif callable(model):
@@ -58,6 +58,59 @@ def as_logits_fn(model: Any) -> LogitsFn:
         raise TypeError(f"model must be a TinyGPT, a Hugging Face causal LM or a callable, got {type(model).__name__}")
     fn._is_logits_fn = True  # type: ignore[attr-defined]
     return fn
+
+
+class CachedLogits:
+    """A :class:`tutorlib.llm.Llama` as a logits function that keeps a KV cache between decoding steps.
+
+    The decoding loops here call the model on the whole sequence at every step. Wrapped in this class, a
+    call whose rows each extend a row of the previous call by one token runs only that token against the
+    cached keys/values (rows are matched, so the beams of :func:`beam_search` may be reordered or
+    duplicated); any other call starts a fresh cache. It returns the last position's logits (B, V): the
+    same tokens as the uncached model, each step costing one token instead of the whole prefix.
+
+    >>> from tutorlib.llm.llama import Llama, LlamaConfig
+    >>> m = Llama(LlamaConfig(vocab_size=11, d_model=8, n_layer=1, n_head=2, n_kv_head=1, d_ff=16)).eval()
+    >>> p = torch.tensor([[1, 2]])
+    >>> torch.equal(beam_search(CachedLogits(m), p, 5, num_beams=3), beam_search(m, p, 5, num_beams=3))
+    True
+    """
+
+    _is_logits_fn = True
+
+    def __init__(self, model: Any) -> None:
+        if not hasattr(model, "features") or not hasattr(model, "lm_head"):
+            raise TypeError(f"CachedLogits wraps a tutorlib.llm.Llama, got {type(model).__name__}: other models can "
+                            "be passed to the decoding functions directly (uncached)")
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the cache (the next call runs its whole input)."""
+        self.cache: Any = None
+        self.prev: torch.Tensor | None = None
+        self.cached_calls = 0
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        from tutorlib.llm.kv_cache import KVCache
+
+        prev = self.prev
+        if prev is not None and ids.shape[1] == prev.shape[1] + 1:
+            same = (ids[:, None, :-1] == prev[None]).all(-1)             # (B new, B previous)
+            if bool(same.any(1).all()):
+                rows = same.float().argmax(1)
+                if ids.shape[0] != prev.shape[0] or not torch.equal(rows, torch.arange(len(rows), device=rows.device)):
+                    for store in (self.cache.keys, self.cache.values):
+                        for i, t in enumerate(store):
+                            store[i] = t.index_select(0, rows)
+                h, _, _ = self.model.features(ids[:, -1:], self.cache)
+                self.prev, self.cached_calls = ids, self.cached_calls + 1
+                return self.model.lm_head(h[:, -1])
+        self.cache = KVCache(max_len=ids.shape[1] + 64)
+        h, _, _ = self.model.features(ids, self.cache)
+        self.prev = ids
+        return self.model.lm_head(h[:, -1])
 
 
 def _check_ids(ids: Any) -> torch.Tensor:

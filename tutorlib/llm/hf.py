@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["to_gpt2", "char_tokenizer", "export_hf", "EOS", "PAD"]
+__all__ = ["to_gpt2", "char_tokenizer", "export_hf", "EOS", "PAD", "token_strings"]
 
 #: ASCII "end of text" and NUL: the bytes (ids 3 and 0) that :func:`char_tokenizer` uses for end-of-sequence and padding.
 EOS, PAD = "\x03", "\x00"
@@ -73,6 +73,30 @@ def _bytes_to_unicode() -> dict[int, str]:
             cs.append(256 + n)
             n += 1
     return dict(zip(bs, map(chr, cs)))
+
+
+def token_strings(tokenizer: Any, ids: Any) -> list[str]:
+    r"""One display string per token of a byte-level ``transformers`` tokenizer (GPT-2, Llama 3, SmolLM2, ...).
+
+    Each token is shown as the text of its bytes; bytes that are only part of a character (a Chinese
+    character or an emoji split over several tokens) are shown as ``\xNN`` instead of the ``�`` that
+    ``decode([id])`` gives. Special tokens are shown as they are.
+
+    >>> tok = char_tokenizer()
+    >>> token_strings(tok, tok("é!")["input_ids"])
+    ['\\xc3', '\\xa9', '!']
+    """
+    inverse = {c: b for b, c in _bytes_to_unicode().items()}
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    out = []
+    for piece in tokenizer.convert_ids_to_tokens([int(i) for i in ids]):
+        if piece in special or any(ch not in inverse for ch in piece):
+            out.append(piece)
+        else:
+            out.append(bytes(inverse[ch] for ch in piece).decode("utf-8", errors="backslashreplace"))
+    return out
 
 
 def char_tokenizer() -> Any:

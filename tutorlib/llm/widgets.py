@@ -1,8 +1,9 @@
-"""Lesson 10's widget: a decoding explorer that regenerates text as the sliders move.
+"""Lesson 10's widgets: a decoding explorer, and a next-token + attention explorer for a real LLM.
 
-The computation is a plain function (:func:`decode_once`) so it is testable without a browser; the
-widget collects slider values, calls it, shows the text and a bar chart of the filtered next-token
-distribution after the prompt.
+The computations are plain functions (:func:`decode_once`, :func:`next_token_attention`) so they are
+testable without a browser; the widgets collect control values, call them and show the result:
+the continuation and a bar chart of the filtered next-token distribution (:func:`decoding_explorer`),
+or the top-k next tokens and one attention head's weights over the prompt (:func:`attention_explorer`).
 
 >>> from tutorlib.models import TinyGPT, GPTConfig
 >>> box = decoding_explorer(TinyGPT(GPTConfig(block_size=32, n_layer=1, n_head=2, d_model=16)), max_new_tokens=8)
@@ -22,7 +23,8 @@ import torch
 from tutorlib.llm.decoding import beam_search, filtered_distribution, greedy, next_token_logits, sample
 from tutorlib.models import ByteTokenizer
 
-__all__ = ["decode_once", "plot_next_token", "DecodingExplorer", "decoding_explorer"]
+__all__ = ["decode_once", "plot_next_token", "DecodingExplorer", "decoding_explorer", "next_token_attention",
+           "draw_next_token_attention", "AttentionExplorer", "attention_explorer"]
 
 
 def decode_once(model: Any, prompt: str, strategy: str = "sample", max_new_tokens: int = 80, temperature: float = 1.0,
@@ -131,10 +133,7 @@ class DecodingExplorer:
 
     def run(self) -> str:
         """Regenerate for the current values; returns the new text (also shown in the widget)."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
-
-        from tutorlib.widgets import in_notebook
+        from tutorlib.widgets import in_notebook, redraw
 
         v = self.values()
         try:
@@ -150,12 +149,8 @@ class DecodingExplorer:
         self.text.value = (f"<div style='font-size:90%'>{html.escape(settings)}</div><pre style='line-height:1.2'>"
                            f"<span style='color:#888'>{html.escape(v['prompt'])}</span>{html.escape(new)}</pre>")
         if in_notebook():
-            fig = plot_next_token(self.model, v["prompt"], v["temperature"], v["top_k"], v["top_p"],
-                                  v["repetition_penalty"], tokenizer=self.tokenizer)
-            with self.plot:
-                clear_output(wait=True)
-                plt.show()
-            plt.close(fig)
+            redraw(self.plot, plot_next_token(self.model, v["prompt"], v["temperature"], v["top_k"], v["top_p"],
+                                              v["repetition_penalty"], tokenizer=self.tokenizer))
         self.renders += 1
         self.last = dict(v, text=new)
         return new
@@ -170,3 +165,182 @@ def decoding_explorer(model: Any, prompt: str = "def ", max_new_tokens: int = 12
     1
     """
     return DecodingExplorer(model, prompt, max_new_tokens, tokenizer).box
+
+
+def _model_shape(model: Any) -> tuple[int, int]:
+    """(number of layers, number of query heads) of a Hugging Face causal LM or a :class:`tutorlib.llm.Llama`."""
+    cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+    for layers, heads in (("num_hidden_layers", "num_attention_heads"), ("n_layer", "n_head"), ("n_layers", "n_heads")):
+        if cfg is not None and hasattr(cfg, layers) and hasattr(cfg, heads):
+            return int(getattr(cfg, layers)), int(getattr(cfg, heads))
+    raise TypeError(f"cannot read the number of layers and heads of a {type(model).__name__}: "
+                    "pass a Hugging Face causal LM or a tutorlib.llm.Llama")
+
+
+@torch.no_grad()
+def _logits_and_attention(model: Any, ids: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token logits (V,) after ``ids`` (1, T) and the attention weights (H, T, T) of ``layer``."""
+    if hasattr(model, "config") and hasattr(model, "set_attn_implementation"):   # a transformers model
+        out = model(input_ids=ids, output_attentions=True)
+        if not out.attentions:   # fused attention kernels do not return weights: switch to the explicit math
+            impl = model.config._attn_implementation
+            model.set_attn_implementation("eager")
+            try:
+                out = model(input_ids=ids, output_attentions=True)
+            finally:
+                model.set_attn_implementation(impl)
+        return out.logits[0, -1].float(), out.attentions[layer][0].float()
+    out = model(ids, return_attention=layer)   # tutorlib.llm.Llama
+    logits = getattr(out, "logits", out[0] if isinstance(out, tuple) else out)
+    att = getattr(out, "attention", None)
+    if att is None and isinstance(out, tuple):
+        att = out[1]
+    return logits[0, -1].float(), att[0].float()
+
+
+def next_token_attention(model: Any, tokenizer: Any, prompt: str, layer: int = 0, k: int = 10,
+                         max_tokens: int = 48) -> dict[str, Any]:
+    """The ``k`` most likely next tokens after ``prompt`` and every head's attention in ``layer``.
+
+    Returns a dict: ``tokens`` (the prompt's token strings), ``top_tokens``, ``top_ids``, ``top_probs`` (k),
+    ``attention`` (H, T, T; row i = where token i looks), ``layer``. Prompts longer than ``max_tokens`` tokens
+    keep their last ``max_tokens`` (the heatmap would be unreadable).
+
+    >>> import torch
+    >>> from transformers import LlamaConfig, LlamaForCausalLM
+    >>> from tutorlib.models import ByteTokenizer
+    >>> m = LlamaForCausalLM(LlamaConfig(vocab_size=128, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+    ...                                  num_attention_heads=4, num_key_value_heads=2)).eval()
+    >>> r = next_token_attention(m, ByteTokenizer(), "hello", layer=1, k=3)
+    >>> r["attention"].shape, len(r["top_tokens"]), round(float(r["attention"][0].sum(-1)[-1]), 4)
+    (torch.Size([4, 5, 5]), 3, 1.0)
+    """
+    if not prompt:
+        raise ValueError("the prompt is empty: type a few words")
+    n_layer, _ = _model_shape(model)
+    if not 0 <= layer < n_layer:
+        raise ValueError(f"layer must be in 0..{n_layer - 1}, got {layer}")
+    enc = getattr(tokenizer, "encode")
+    try:
+        ids = enc(prompt, add_special_tokens=False)
+    except TypeError:   # a course tokenizer without special tokens
+        ids = enc(prompt)
+    ids = list(ids)[-max_tokens:]
+    dev = next(model.parameters()).device
+    logits, att = _logits_and_attention(model, torch.tensor([ids], device=dev), layer)
+    probs = logits.softmax(-1).cpu()
+    top = torch.topk(probs, min(k, probs.numel()))
+    show = lambda i: tokenizer.decode([int(i)])  # noqa: E731
+    return {"tokens": [show(i) for i in ids], "top_tokens": [show(i) for i in top.indices],
+            "top_ids": top.indices.tolist(), "top_probs": top.values.tolist(), "attention": att.cpu(),
+            "layer": layer}
+
+
+def draw_next_token_attention(result: dict[str, Any], head: int = 0, axes: Any = None):
+    """Two panels: the top-k next-token probabilities, and head ``head``'s attention over the prompt tokens.
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> r = {"tokens": ["a", "b"], "top_tokens": ["c"], "top_probs": [0.5], "attention": torch.ones(1, 2, 2) / 2,
+    ...      "layer": 0}
+    >>> fig = draw_next_token_attention(r); [ax.get_xlabel() for ax in fig.axes[:2]]
+    ['probability', 'key: the token looked at']
+    """
+    import matplotlib.pyplot as plt
+
+    att = result["attention"]
+    if not 0 <= head < att.shape[0]:
+        raise ValueError(f"head must be in 0..{att.shape[0] - 1}, got {head}")
+    if axes is None:
+        T = len(result["tokens"])
+        _, axes = plt.subplots(1, 2, figsize=(12, max(3.2, 0.22 * T + 1.5)), gridspec_kw={"width_ratios": [1, 1.6]})
+    ax1, ax2 = axes
+    labels = [repr(t)[1:-1] or "∅" for t in result["tokens"]]
+    top = [repr(t)[1:-1] or "∅" for t in result["top_tokens"]]
+    y = list(range(len(top)))[::-1]
+    ax1.barh(y, result["top_probs"], color="tab:blue")
+    ax1.set_yticks(y, top, fontfamily="monospace")
+    ax1.set_xlabel("probability")
+    ax1.set_title(f"next token after {labels[-1]!r}: top {len(top)}")
+    im = ax2.imshow(att[head].numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax2.set_xticks(range(len(labels)), labels, rotation=90, fontfamily="monospace", fontsize=7)
+    ax2.set_yticks(range(len(labels)), labels, fontfamily="monospace", fontsize=7)
+    ax2.set_xlabel("key: the token looked at")
+    ax2.set_ylabel("query: the token looking")
+    ax2.set_title(f"attention weights, layer {result['layer']}, head {head}")
+    ax2.figure.colorbar(im, ax=ax2, fraction=0.04)
+    ax2.figure.tight_layout()
+    return ax2.figure
+
+
+class AttentionExplorer:
+    """The widget behind :func:`attention_explorer`: ``controls``, ``plot``, ``status``, ``last``, ``renders``."""
+
+    def __init__(self, model: Any, tokenizer: Any, prompt: str = "The capital of France is", layer: int = 0,
+                 head: int = 0, k: int = 10) -> None:
+        import ipywidgets as w
+
+        self.model, self.tokenizer = model, tokenizer
+        n_layer, n_head = _model_shape(model)
+        st = {"description_width": "90px"}
+        self.controls: dict[str, Any] = {
+            "layer": w.IntSlider(value=layer, min=0, max=n_layer - 1, description="layer", style=st,
+                                 continuous_update=False),
+            "head": w.IntSlider(value=head, min=0, max=n_head - 1, description="head", style=st,
+                                continuous_update=False),
+            "k": w.IntSlider(value=k, min=3, max=25, description="top-k shown", style=st, continuous_update=False),
+            "prompt": w.Text(value=prompt, description="prompt", style=st, continuous_update=False,
+                             layout=w.Layout(width="60%")),
+        }
+        self.status = w.HTML()
+        self.plot = w.Output()
+        self.renders = 0
+        self.last: dict[str, Any] = {}
+        self._cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+        for ctl in self.controls.values():
+            ctl.observe(lambda _change: self.run(), names="value")
+        c = self.controls
+        self.box = w.VBox([w.HBox([c["layer"], c["head"], c["k"]]), c["prompt"], self.status, self.plot])
+        self.box.add_class("tutorlib-widget")
+        self.box.explorer = self  # type: ignore[attr-defined]
+        self.run()
+
+    def values(self) -> dict[str, Any]:
+        """Current control values."""
+        return {k: c.value for k, c in self.controls.items()}
+
+    def run(self) -> dict[str, Any]:
+        """Recompute (a forward pass, cached per prompt/layer/k) and redraw; returns the result."""
+        from tutorlib.widgets import in_notebook, redraw
+
+        v = self.values()
+        key = (v["prompt"], v["layer"], v["k"])
+        try:
+            if key not in self._cache:
+                self._cache = {key: next_token_attention(self.model, self.tokenizer, v["prompt"], v["layer"], v["k"])}
+            r = self._cache[key]
+        except ValueError as exc:
+            self.status.value = f"<b>{html.escape(str(exc))}</b>"
+            return {}
+        att = r["attention"][v["head"]]
+        looked = int(att[-1].argmax())
+        self.status.value = (
+            f"most likely next token: <b>{html.escape(repr(r['top_tokens'][0]))}</b> "
+            f"(p = {r['top_probs'][0]:.3f})<br>layer {v['layer']}, head {v['head']}: the last token "
+            f"{html.escape(repr(r['tokens'][-1]))} puts {float(att[-1, looked]):.0%} of its attention on token "
+            f"{looked} {html.escape(repr(r['tokens'][looked]))}")
+        if in_notebook():
+            redraw(self.plot, draw_next_token_attention(r, v["head"]))
+        self.renders += 1
+        self.last = dict(v, top_token=r["top_tokens"][0], top_prob=r["top_probs"][0], looked_at=looked,
+                         attention=att.clone())
+        return r
+
+
+def attention_explorer(model: Any, tokenizer: Any, prompt: str = "The capital of France is", layer: int = 0,
+                       head: int = 0, k: int = 10):
+    """A widget: type a prompt, pick a layer and a head; see the top-k next tokens and that head's attention map.
+
+    Works with a ``transformers`` causal LM (attention weights via the eager implementation) or a
+    :class:`tutorlib.llm.Llama`. Returns the top container (``box.explorer`` is the :class:`AttentionExplorer`).
+    """
+    return AttentionExplorer(model, tokenizer, prompt, layer, head, k).box
