@@ -1,11 +1,11 @@
-"""Lesson 10's key figures: TinyGPT pretraining (perplexity, time per step, MFU on a GPU), from-scratch decoding
+"""The tiny GPT's figures (lessons 10–12): TinyGPT pretraining (perplexity, time per step, MFU on a GPU), from-scratch decoding
 (agreement with transformers' generate and speed), completion-only SFT and memory recall latency.
 
 Prints Markdown tables (and the machine). Run from the repository root:
 
-    python benchmarks/generation.py                 # pretrain 300 steps of the lesson's full-size TinyGPT
-    python benchmarks/generation.py --steps 50      # quicker
-    python benchmarks/generation.py --json out.json # also write the numbers
+    python benchmarks/tiny_gpt.py                 # pretrain 300 steps of the lesson's full-size TinyGPT
+    python benchmarks/tiny_gpt.py --steps 50      # quicker
+    python benchmarks/tiny_gpt.py --json out.json # also write the numbers
 """
 
 from __future__ import annotations
