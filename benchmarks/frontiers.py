@@ -77,7 +77,7 @@ from tutorlib.measure import time_call
     ids = torch.tensor(ByteTokenizer().encode(code_corpus(max(200_000, args.lm_steps * 16 * 65 + 10_000))))
     seqs = ids[: (len(ids) // 65) * 65].view(-1, 65)
     val, train = seqs[:64], seqs[64:64 + args.lm_steps * 16]
-    cfg = GPTConfig(vocab_size=128, block_size=64, n_layer=2, n_head=2, d_model=64)
+    cfg = GPTConfig(vocab_size=ByteTokenizer.vocab_size, block_size=64, n_layer=2, n_head=2, d_model=64)
     lm_rows = []
     for name, model, aux in [("MoE 4x top-1, balance 0.1", moe_gpt(cfg, 4, 1, d_hidden=128), 0.1),
                              ("MoE 4x top-1, no balance", moe_gpt(cfg, 4, 1, d_hidden=128), 0.0),
