@@ -200,3 +200,16 @@ def test_finetune_under_torchrun_prints_and_writes_once_and_splits_the_data(tmp_
     half = metrics["train_size"] / 2
     assert all(abs(n - half) <= 2 for n in metrics["examples_per_process"]), metrics["examples_per_process"]
     assert (out / "labels.json").exists() and not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_a_normal_run_prints_no_library_noise(tmp_path, data, tiny_model):
+    import os
+
+    cmd = [sys.executable, "-m", "tutorlib", "finetune", "--data", str(data), "--text-col", "review", "--label-col",
+           "sentiment", "--model", str(tiny_model), "--method", "lora", "--epochs", "1", "--out", str(tmp_path / "o"),
+           "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for noise in ("Failed to load", "_pytree", "Loading weights"):
+        assert noise not in proc.stderr, proc.stderr
