@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tutorlib.command import existing_file, positive_float, positive_int, quiet_libraries, run_guarded
+from tutorlib.command import (existing_file, positive_float, positive_int, quiet_libraries, run_guarded,
+                              write_table)
 
 __all__ = ["main", "build_parser", "PRECISIONS"]
 
@@ -127,14 +128,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if rows is not None:
         answers = gen.generate([r.messages if r.messages is not None else r.prompt for r in rows],
                                max_new_tokens=args.max_new_tokens or 64, batch_size=args.batch_size, **sampling)
-        table = answers_table(rows, answers, args.format)
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(table, encoding="utf-8")
-            where = f"answers written to {args.out}"
-        else:
-            sys.stdout.write(table)
-            where = "answers above"
+        where = write_table(answers_table(rows, answers, args.format), args.out, "answers")
         cut = sum(a["finish_reason"] == "length" for a in answers)
         print(f"{len(answers)} prompts answered ({where})" + (f"; {cut} stopped at --max-new-tokens" if cut else ""),
               file=sys.stderr)

@@ -13,8 +13,7 @@ This module imports neither torch nor transformers, so a usage or file error ans
   notices, transformers' loading bars).
 
 >>> import argparse
->>> run_guarded(lambda args: int("x"), argparse.Namespace())
-error: invalid literal for int() with base 10: 'x'
+>>> run_guarded(lambda args: int("x"), argparse.Namespace())   # and "error: invalid literal …" on stderr
 2
 """
 
@@ -28,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["USER_ERRORS", "run_guarded", "positive_int", "positive_float", "quiet_libraries", "existing_file"]
+__all__ = ["USER_ERRORS", "run_guarded", "positive_int", "positive_float", "quiet_libraries", "existing_file",
+           "write_table", "lazy_exports"]
 
 #: Exceptions that mean "the input or the machine is not right", answered with one line, not a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError, ImportError, LookupError)
@@ -121,3 +121,40 @@ def quiet_libraries() -> None:
     except ImportError:  # pragma: no cover - transformers is a dependency
         return
     hf_logging.disable_progress_bar()
+
+
+def write_table(table: str, out: str | os.PathLike[str] | None, what: str) -> str:
+    """Write ``table`` to the file ``out`` (folders created), or to stdout when ``out`` is None; say where.
+
+    >>> write_table("a,b\\n", None, "answers")
+    a,b
+    'answers above'
+    """
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(table, encoding="utf-8")
+        return f"{what} written to {out}"
+    sys.stdout.write(table)
+    return f"{what} above"
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that imports ``package.<module>`` only when one of its names is used.
+
+    ``exports`` maps each public name to the submodule that defines it. Packages whose command-line
+    parsers must not import torch (``tutorlib.grading``, ``tutorlib.finetune``) use it.
+
+    >>> getattr_ = lazy_exports("tutorlib", {"run_guarded": "command"})
+    >>> getattr_("run_guarded") is run_guarded
+    True
+    """
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            import importlib
+
+            value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+            setattr(sys.modules[package], name, value)
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -8,6 +8,8 @@ core (``Trainer``, the MiniLM) and of :mod:`tutorlib.peft` (which builds each me
 >>> from tutorlib.finetune import FinetuneConfig, finetune, Predictor, read_table
 """
 
+from tutorlib.command import lazy_exports
+
 # The names below are imported when first used (PEP 562), so that `tutorlib finetune --help` and its
 # usage errors do not pay for importing torch.
 _EXPORTS = {
@@ -19,15 +21,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(f"tutorlib.finetune.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tutorlib.finetune' has no attribute {name!r}")
-
+__getattr__ = lazy_exports("tutorlib.finetune", _EXPORTS)
 
 __all__ = [
     "FinetuneConfig", "finetune", "TASKS", "register_task", "Predictor", "format_prediction", "predict_file",

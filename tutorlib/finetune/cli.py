@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from tutorlib.command import existing_file, positive_float, positive_int, quiet_libraries, run_guarded
+from tutorlib.command import (existing_file, positive_float, positive_int, quiet_libraries, run_guarded,
+                              write_table)
 from tutorlib.finetune.options import DEFAULT_EPOCHS, METHOD_NAMES, TASK_NAMES
 
 __all__ = ["add_finetune_parser", "add_predict_parser", "build_parser", "main"]
@@ -145,13 +145,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return 0
     table, summary = predict_file(predictor, args.data, args.text_col, args.label_col, encoding=args.encoding,
                                   fmt=args.format)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table, encoding="utf-8")
-        where = f"predictions written to {args.out}"
-    else:
-        sys.stdout.write(table)
-        where = "predictions above"
+    where = write_table(table, args.out, "predictions")
     line = f"{summary['rows']} rows classified ({where})"
     if "accuracy" in summary:
         line += f"; accuracy against the file's labels {100 * summary['accuracy']:.1f} % ({summary['correct']}/{summary['rows']})"

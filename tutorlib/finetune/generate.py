@@ -85,19 +85,10 @@ def read_prompts(path: str | Path, prompt_col: str = "prompt", *, encoding: str 
     >>> read_prompts(p, "question")[0].prompt
     'What is 2+2?'
     """
-    from tutorlib.finetune.io import (_missing_column, _rows_csv, _rows_json, decode_text, detect_format,
-                                      jsonl_objects)
+    from tutorlib.finetune.io import _missing_column, _rows_csv, _rows_json, jsonl_objects, read_data_text
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist: check the path (relative to {Path.cwd()})")
-    if path.is_dir():
-        raise _error(f"{path} is a folder: pass the data file inside it (a .csv, .tsv or .jsonl file)")
-    kind = detect_format(path, fmt)
-    raw = path.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding.lower().replace("_", "-") in ("utf-8", "utf-8-sig", "utf8"):
-        encoding = "utf-16"
-    text = decode_text(raw, path, encoding).lstrip("\ufeff")
+    kind, text = read_data_text(path, fmt, encoding)
     if not text.strip():
         raise _error(f"{path} is empty: it needs one prompt per row")
     example = '{"%s": "..."} or {"messages": [{"role": "user", "content": "..."}]}' % prompt_col

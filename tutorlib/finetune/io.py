@@ -243,6 +243,29 @@ def _rows_json(text: str, path: Path) -> tuple[list[str], list[tuple[int, dict[s
     return list(keys), [(i + 1, o) for i, o in enumerate(data)]
 
 
+def read_data_text(path: str | Path, fmt: str | None = None, encoding: str = "utf-8-sig") -> tuple[str, str]:
+    """``(kind, text)`` of a data file: its format (csv, tsv, jsonl or json) and its decoded text.
+
+    A missing path, a folder, an undecodable file get a clear error; a UTF-16 byte-order mark (Excel's
+    "Unicode text") is honoured; a leading byte-order mark is dropped.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.csv"; _ = p.write_bytes("\\ufefftext\\nhé\\n".encode())
+    >>> read_data_text(p)
+    ('csv', 'text\\nhé\\n')
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file {path} does not exist: check the path (relative to {Path.cwd()})")
+    if path.is_dir():
+        raise DataFileError(f"{path} is a folder: pass the data file inside it (a .csv, .tsv or .jsonl file)")
+    kind = detect_format(path, fmt)
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding.lower().replace("_", "-") in ("utf-8", "utf-8-sig", "utf8"):
+        encoding = "utf-16"  # a UTF-16 byte-order mark: Excel's "Unicode text"
+    return kind, decode_text(raw, path, encoding).lstrip("\ufeff")
+
+
 def read_table(path: str | Path, text_col: str = "text", label_col: str | None = "label", *,
                encoding: str = "utf-8-sig", fmt: str | None = None, skip_empty: bool = False) -> LabeledTexts:
     """Read ``text_col`` (and ``label_col``, unless None) from a CSV, TSV, JSONL or JSON file.
@@ -258,17 +281,7 @@ def read_table(path: str | Path, text_col: str = "text", label_col: str | None =
     ['1', '0']
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist: check the path (relative to {Path.cwd()})")
-    if path.is_dir():
-        raise DataFileError(f"{path} is a folder: pass the data file inside it (a .csv, .tsv or .jsonl file)")
-    kind = detect_format(path, fmt)
-    raw = path.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding.lower().replace("_", "-") in ("utf-8", "utf-8-sig", "utf8"):
-        encoding = "utf-16"  # a UTF-16 byte-order mark: Excel's "Unicode text"
-    text = decode_text(raw, path, encoding)
-    if text.startswith("\ufeff"):  # a byte-order mark the codec kept
-        text = text[1:]
+    kind, text = read_data_text(path, fmt, encoding)
     if not text.strip():
         raise DataFileError(f"{path} is empty: it needs a header line (e.g. text,label) and one row per example")
     if kind in ("csv", "tsv"):

@@ -16,6 +16,8 @@ True
 
 from __future__ import annotations
 
+from tutorlib.command import lazy_exports
+
 # Imported when first used (PEP 562): `tutorlib grade --help` and the command's usage errors need no torch.
 _EXPORTS = {
     "CheckFailed": "compare", "NotAttempted": "compare", "Learner": "protocol", "exercise": "protocol",
@@ -24,13 +26,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(f"tutorlib.grading.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tutorlib.grading' has no attribute {name!r}")
+__getattr__ = lazy_exports("tutorlib.grading", _EXPORTS)
 
 __all__ = ["check", "hint", "exercise", "Learner", "register", "CheckResult", "CheckContext", "CheckFailed", "NotAttempted", "UnknownExerciseError"]
