@@ -48,20 +48,23 @@ def _setting(state: dict[str, Any]) -> str | None:
     return None
 
 
-def controls_of(model_id: str, models: dict[str, Any]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Walk widget ``model_id`` and its children: (``label = value`` lines, HTML/Label texts, Output outputs).
+def controls_of(model_id: str, models: dict[str, Any]) -> tuple[list[str], list[str], list[dict[str, Any]],
+                                                                list[tuple[float, float]]]:
+    """Walk widget ``model_id`` and its children: (``label = value`` lines, HTML/Label texts, Output outputs,
+    progress bars as ``(value, max)``).
 
     >>> models = {"b": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_s", "IPY_MODEL_o"]}},
     ...           "s": {"model_name": "IntSliderModel", "state": {"description": "n", "value": 3}},
     ...           "o": {"model_name": "OutputModel", "state": {"outputs": [{"output_type": "stream",
     ...                 "name": "stdout", "text": "hi"}]}}}
-    >>> settings, texts, outputs = controls_of("b", models)
+    >>> settings, texts, outputs, bars = controls_of("b", models)
     >>> settings, len(outputs)
     (['n = 3'], 1)
     """
     settings: list[str] = []
     texts: list[str] = []
     outputs: list[dict[str, Any]] = []
+    bars: list[tuple[float, float]] = []
     seen: set[str] = set()
 
     def walk(mid: str) -> None:
@@ -76,6 +79,8 @@ def controls_of(model_id: str, models: dict[str, Any]) -> tuple[list[str], list[
             texts.append(str(state["value"]))
         elif name == "LabelModel" and state.get("value"):
             texts.append(html.escape(str(state["value"])))
+        elif name in ("IntProgressModel", "FloatProgressModel"):
+            bars.append((float(state.get("value", 0)), float(state.get("max", 100))))
         elif name not in ("ButtonModel",):
             value = _setting(state)
             if value is not None:
@@ -87,10 +92,10 @@ def controls_of(model_id: str, models: dict[str, Any]) -> tuple[list[str], list[
                 walk(ref)
 
     walk(model_id)
-    return settings, texts, outputs
+    return settings, texts, outputs, bars
 
 
-def _snapshot(data: dict[str, Any], models: dict[str, Any]) -> list[dict[str, Any]]:
+def _snapshot(data: dict[str, Any], models: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
     model_id = (data.get(VIEW) or {}).get("model_id", "")
     if model_id not in models:
         kind = str(data.get("text/plain", "widget")).split("(", 1)[0]
@@ -98,14 +103,25 @@ def _snapshot(data: dict[str, Any], models: dict[str, Any]) -> list[dict[str, An
         return [{"output_type": "display_data", "metadata": {},
                  "data": {"text/html": f'<p class="widget-snapshot"><em>{html.escape(text)}</em></p>',
                           "text/plain": text}}]
-    settings, texts, outputs = controls_of(model_id, models)
+    settings, texts, outputs, bars = controls_of(model_id, models)
+    if bars and not outputs:  # a progress bar (tqdm.auto, a training loop): the bar as it ended, no note
+        value, top = bars[0]
+        left, right = (texts + ["", ""])[:2] if len(texts) != 1 else ("", texts[0])
+        body = f'{left} <progress value="{value:g}" max="{top:g}"></progress> {right}'.strip()
+        plain = f"{html.unescape(left)} {value:g}/{top:g} {html.unescape(right)}".strip()
+        return [{"output_type": "display_data", "metadata": {},
+                 "data": {"text/html": f'<div class="widget-snapshot progress">{body}</div>', "text/plain": plain}}]
     line = " · ".join(settings)
     body = f"<em>{html.escape(NOTE)}</em>" + (f"<br><code>{html.escape(line)}</code>" if line else "")
     body += "".join(f"<div>{t}</div>" for t in texts)
     note = {"output_type": "display_data", "metadata": {},
             "data": {"text/html": f'<div class="widget-snapshot">{body}</div>',
                      "text/plain": NOTE + (f"\n{line}" if line else "")}}
-    return [note] + [dict(o) for o in outputs]
+    shown = []
+    for out in outputs:  # a widget displayed inside an Output area is snapshotted too
+        data = out.get("data") or {}
+        shown.extend(_snapshot(data, models, depth + 1) if VIEW in data and depth < 8 else [dict(out)])
+    return [note] + shown
 
 
 def snapshot_widgets(nb: dict[str, Any]) -> int:

@@ -134,10 +134,23 @@ def test_widget_outputs_are_static_snapshots(html, pages):
     assert "application/vnd.jupyter.widget" not in " ".join(pages[page].scripts) + text
     assert 'class="widget-snapshot"' in text
     assert "steps = 3 · optimizer = adam" in text and "<b>final loss 0.125</b>" in text
+    assert '<progress value="5" max="5"></progress>' in text, "tqdm's bar is not shown as it ended"
     images = [v for tag, key, v in pages[page].refs if tag == "img"]
     assert len(images) == 2, f"expected the figure and the widget's figure, found {images}"
     for page in pages:  # no page of the course carries a widget view or the widget state
         assert "application/vnd.jupyter.widget" not in page.read_text(encoding="utf-8"), page.name
+
+
+def test_book_modules_doctests():
+    import doctest
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from book import build, landing, static_widgets
+
+    for mod in (build, landing, static_widgets):
+        res = doctest.testmod(mod)
+        assert res.attempted > 0 and res.failed == 0, f"{mod.__name__}: {res}"
 
 
 def test_building_does_not_write_into_the_repository(html):

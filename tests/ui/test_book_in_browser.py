@@ -85,9 +85,11 @@ def test_landing_page_lesson_and_widget_page_offline(html, offline_page):
     for i in range(2):
         figures.nth(i).scroll_into_view_if_needed()
         assert figures.nth(i).evaluate("img => img.complete && img.naturalWidth > 100"), f"figure {i} did not load"
-    snapshot = page.locator(".widget-snapshot")
+    snapshot = page.locator(".widget-snapshot:not(.progress)")
     assert snapshot.count() == 1 and "steps = 3 · optimizer = adam" in snapshot.inner_text()
     assert "final loss 0.125" in snapshot.inner_text()
+    bar = page.locator("article .widget-snapshot.progress progress")
+    assert bar.count() == 1 and bar.evaluate("p => p.value === p.max"), "tqdm's bar is not shown as it ended"
     page.screenshot(path=str(ARTIFACTS / "book-widget-page.png"), full_page=True)
 
     assert not refused, f"the book asked the network for {refused[:5]}"
