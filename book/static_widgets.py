@@ -26,6 +26,7 @@ __all__ = ["VIEW", "STATE", "snapshot_widgets", "controls_of"]
 VIEW = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"
 NOTE = "Interactive widget, shown as it was when the notebook ran: open the notebook in JupyterLab to use it."
+LIVE = "Live output, shown as it was when the notebook ran."  # a widget without controls (a dashboard)
 
 
 def _ref(value: Any) -> str | None:
@@ -112,11 +113,12 @@ def _snapshot(data: dict[str, Any], models: dict[str, Any], depth: int = 0) -> l
         return [{"output_type": "display_data", "metadata": {},
                  "data": {"text/html": f'<div class="widget-snapshot progress">{body}</div>', "text/plain": plain}}]
     line = " · ".join(settings)
-    body = f"<em>{html.escape(NOTE)}</em>" + (f"<br><code>{html.escape(line)}</code>" if line else "")
+    says = NOTE if settings else LIVE
+    body = f"<em>{html.escape(says)}</em>" + (f"<br><code>{html.escape(line)}</code>" if line else "")
     body += "".join(f"<div>{t}</div>" for t in texts)
     note = {"output_type": "display_data", "metadata": {},
             "data": {"text/html": f'<div class="widget-snapshot">{body}</div>',
-                     "text/plain": NOTE + (f"\n{line}" if line else "")}}
+                     "text/plain": says + (f"\n{line}" if line else "")}}
     shown = []
     for out in outputs:  # a widget displayed inside an Output area is snapshotted too
         data = out.get("data") or {}
