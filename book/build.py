@@ -78,7 +78,9 @@ def stage(src: Path, root: Path = ROOT, extra: list[Path] | None = None) -> dict
     widgets = 0
     for stem in stems:
         widgets += _stage_notebook(root / "notebooks" / f"{stem}.ipynb", src / "notebooks" / f"{stem}.ipynb")
-        wanted.add(src / "notebooks" / f"{stem}.ipynb")
+        # the lesson exactly as stored (widgets live), for the landing page's download link
+        _write(src / "stored" / f"{stem}.ipynb", (root / "notebooks" / f"{stem}.ipynb").read_bytes())
+        wanted |= {src / "notebooks" / f"{stem}.ipynb", src / "stored" / f"{stem}.ipynb"}
     downloads: dict[str, set[str]] = {}
     for folder in ("exercises", "solutions"):
         downloads[folder] = set(lesson_stems(root / folder)) & set(stems)

@@ -20,12 +20,15 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_last_updated_fmt = None
-html_copy_source = False
+# each page's download button gives its notebook as staged (widget outputs already static snapshots)
+html_copy_source = True
+html_sourcelink_suffix = ""
 # Search results without a text excerpt: the excerpt is fetch()ed from the page, which a browser refuses for
 # a book opened from file:// (the results themselves come from searchindex.js and work offline).
 html_show_search_summary = False
 
-exclude_patterns = ["_build", "exercises", "solutions", "**.ipynb_checkpoints"]
+# downloads only, not pages: the exercise and solution notebooks and the lessons exactly as stored
+exclude_patterns = ["_build", "exercises", "solutions", "stored", "**.ipynb_checkpoints"]
 
 # MyST and notebooks: never execute, render the stored outputs.
 nb_execution_mode = "off"

@@ -70,20 +70,21 @@ def readme_parts(readme: str) -> ReadmeParts:
 
 def lesson_table(parts: ReadmeParts, exercises: set[str], solutions: set[str], columns: int = 3) -> str:
     """The first ``columns`` columns of the README's lesson table (number, lesson, what you do) in MyST, plus a
-    column of download links to the lesson, exercise and solution notebooks (the README's time and memory
+    column of download links to the lesson (as stored in ``notebooks/``, staged in ``stored/``), exercise and
+    solution notebooks (the README's time and memory
     columns would make the table too wide for a page).
 
     >>> p = readme_parts("# T\\n\\n## The lessons\\n\\n| # | lesson |\\n|---|---|\\n| 00 | [Hi](notebooks/00_hi.ipynb) |\\n")
     >>> print(lesson_table(p, {"00_hi"}, set()))
     | # | lesson | notebooks |
     |---|---|---|
-    | 00 | [Hi](notebooks/00_hi.ipynb) | {download}`lesson <notebooks/00_hi.ipynb>` · {download}`exercises <exercises/00_hi.ipynb>` |
+    | 00 | [Hi](notebooks/00_hi.ipynb) | {download}`lesson <stored/00_hi.ipynb>` · {download}`exercises <exercises/00_hi.ipynb>` |
     """
     header = parts.header[:columns]
     out = ["| " + " | ".join(header + ["notebooks"]) + " |", "|" + "---|" * (len(header) + 1)]
     for row in parts.rows:
         stem = row["stem"]
-        links = [f"{{download}}`lesson <notebooks/{stem}.ipynb>`"]
+        links = [f"{{download}}`lesson <stored/{stem}.ipynb>`"]
         if stem in exercises:
             links.append(f"{{download}}`exercises <exercises/{stem}.ipynb>`")
         if stem in solutions:

@@ -80,8 +80,8 @@ def test_landing_page_lists_every_lesson_with_its_notebooks(html, pages):
                 # the lesson, its exercises and its solutions: one download link each
                 assert len(hits) >= 3, f"the landing page lacks the notebook downloads of {stem}: {hits}"
                 downloads = sorted(html.glob(f"_downloads/*/{stem}.ipynb"))
-                sources = {(ROOT / f / f"{stem}.ipynb").read_bytes() for f in ("exercises", "solutions")}
-                assert sources <= {d.read_bytes() for d in downloads}, f"{stem}'s exercise/solution downloads differ"
+                sources = {(ROOT / f / f"{stem}.ipynb").read_bytes() for f in ("notebooks", "exercises", "solutions")}
+                assert sources <= {d.read_bytes() for d in downloads}, f"{stem}'s notebook downloads differ from the repository's"
 
 
 def test_every_internal_link_and_asset_resolves(html, pages):
@@ -97,7 +97,7 @@ def test_every_internal_link_and_asset_resolves(html, pages):
                 continue
             target = (page.parent / unquote(url.path)).resolve() if url.path else page
             checked += 1
-            if not target.exists():
+            if not target.is_file():  # a folder is no page either: file:// shows a bare listing
                 broken.append(f"{page.relative_to(html)}: {tag} {key}={value} (no such file)")
             elif url.fragment and target.suffix == ".html" and target in pages:
                 if unquote(url.fragment) not in pages[target].ids:
