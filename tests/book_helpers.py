@@ -16,7 +16,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "book_page.ipynb"
-_BUILT: dict[str, Path] = {}
+_BUILT: dict = {}
+
+
+def repository_snapshot() -> dict[str, bytes]:
+    """The bytes of every file in notebooks/, exercises/ and solutions/ (to show the build changes none)."""
+    return {str(p.relative_to(ROOT)): p.read_bytes()
+            for folder in ("notebooks", "exercises", "solutions") for p in sorted((ROOT / folder).rglob("*"))
+            if p.is_file()}
 
 
 def require_book_packages() -> None:
@@ -47,12 +54,14 @@ def execute_fixture(dest: Path) -> Path:
 
 
 def built_book(tmp_path_factory) -> Path:
-    """The built book's html folder (built on first use in this process)."""
+    """The built book's html folder (built on first use in this process); ``_BUILT["before"]`` keeps the
+    repository's notebooks as they were before the build."""
     if "html" not in _BUILT:
         require_book_packages()
         sys.path.insert(0, str(ROOT))
         from book.build import build
 
+        _BUILT["before"] = repository_snapshot()
         root = tmp_path_factory.mktemp("book")
         page = execute_fixture(root / FIXTURE.name)
         index = build(root / "out", extra=[page])
