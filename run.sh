@@ -5,6 +5,8 @@
 #   bash run.sh install  only install
 #   bash run.sh execute [NN ...] [--stale]
 #                      run lessons in full mode and store their outputs (with provenance) in notebooks/
+#   bash run.sh book   build the course as an HTML book in _build/book/html from the stored notebooks
+#                      (executes nothing, needs no network, and the pages view offline)
 # Environment knobs:
 #   VENV=path           where the virtual environment lives (default .venv)
 #   TORCH_INDEX_URL=url install torch from this index, e.g. https://download.pytorch.org/whl/cu128 for a
@@ -79,6 +81,16 @@ PY
     shift || true
     # one lesson after another in full mode; each that runs cleanly is written back with its outputs
     exec "$VENV/bin/python" benchmarks/course.py --mode full --store "$@" ;;
+  book)
+    shift || true
+    # the book's packages (Sphinx, MyST-NB, sphinx-book-theme, MathJax: pure Python, ~60 MB), once
+    book_stamp="$VENV/.tutorlib-book-installed"
+    if [ ! -f "$book_stamp" ] || [ pyproject.toml -nt "$book_stamp" ] || [ constraints.txt -nt "$book_stamp" ]; then
+      echo "installing the book's packages (Sphinx, MyST-NB, sphinx-book-theme, MathJax)"
+      pip_c -e ".[book]"
+      touch "$book_stamp"
+    fi
+    exec "$VENV/bin/python" -m book.build "$@" ;;
   *)
-    echo "usage: bash run.sh [lab|test|install|execute]" >&2; exit 2 ;;
+    echo "usage: bash run.sh [lab|test|install|execute|book]" >&2; exit 2 ;;
 esac
