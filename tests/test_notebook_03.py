@@ -22,7 +22,7 @@ def test_lesson_03_runs_in_smoke_mode():
     assert "| MiniLM | 22,713,986 | 8 | 363.4 MB | 124.9 MB | 85.2 MB | 45.4 MB |" in markdown, markdown
     assert "| 7.5B model (ZeRO paper) | 7,500,000,000 | 64 | 120.0 GB | 31.4 GB | 16.6 GB | 1.9 GB |" in markdown
     assert "| FSDP rank 0 of 2 |" in markdown and "| FSDP rank 1 of 2 |" in markdown
-    assert "each FSDP rank held 50% of the parameters" in markdown
+    assert "each FSDP rank held 50% of the parameters, 50% of the gradients and 50% of the Adam state" in markdown
     fsdp = re.search(r"largest weight difference, FSDP on 2 processes vs 1 process: ([0-9.e+-]+)", text)
     assert fsdp and float(fsdp.group(1)) < 1e-4, text
     images = [o for o in outputs_of(nb) if "image/png" in o.get("data", {})]
