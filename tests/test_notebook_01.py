@@ -16,5 +16,10 @@ def test_lesson_01_runs_and_shows_its_results() -> None:
     assert len(widgets) >= 2  # trajectory explorer and schedule explorer (plus progress bars)
     diffs = [float(x) for x in re.findall(r"largest weight difference is ([0-9.e+-]+)", text)]
     assert len(diffs) == 3 and max(diffs) < 1e-4, f"from-scratch optimizers differ from torch.optim: {diffs}"
-    for section in ("suggested lr", "best lr per batch size", "search, best after the budget", "MiniLM fine-tune"):
-        assert section in text, f"missing output: {section!r}"
+    assert "suggested lr" in text
+    markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs_of(nb, "display_data"))
+    for section in ("best lr per batch size", "search, best after the budget", "MiniLM fine-tune at 1e-3"):
+        assert section in markdown, f"missing summary line: {section!r}"
+    assert markdown.count("**What we measured") == 11, markdown
+    assert "float32 rounding: the same computation" in markdown   # from-scratch optimizers equal torch.optim
+    assert "with the pruner" in markdown and "best rate per batch size" in markdown

@@ -1,5 +1,6 @@
 """Lesson 04 runs end to end in smoke mode and shows what it promises."""
 
+import re
 from pathlib import Path
 
 from notebook_runner import outputs_of, run_notebook
@@ -16,6 +17,13 @@ def test_lesson_04_runs_in_smoke_mode():
     assert "paraphrase recall@1" in markdown and "drop in recall@1" in text
     assert "| multi-task" in markdown and "single-task: domain" in markdown
     assert "macro F1" in markdown and "confident on average" in text and "weakest domain" in text
+    assert markdown.count("**What we measured") == 8, markdown
+    # the Hugging Face Trainer beside ours: same classifier, same data, a table built from both runs
+    hf = re.search(r"transformers\.Trainer: test accuracy ([0-9.]+), ([0-9.]+) s of training", text)
+    assert hf and 0.0 <= float(hf.group(1)) <= 1.0, text
+    assert "| course `Trainer` (full fine-tune, section 3) | AdamW 5e-5, constant |" in markdown
+    assert f"| `transformers.Trainer` | AdamW 5e-5, 10 % warmup + linear decay | {float(hf.group(1)):.3f} |" in markdown
+    assert "- `transformers.Trainer`, same data and rate: test accuracy" in markdown   # in the summary
     images = [o for o in outputs_of(nb) if "image/png" in o.get("data", {})]
     assert len(images) >= 5      # accuracy vs params, forgetting, confusion matrix, reliability, per-domain
     widgets = [o for o in outputs_of(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
