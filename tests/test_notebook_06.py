@@ -30,6 +30,12 @@ def test_lesson_06_runs_in_smoke_mode():
     assert "MiniLMClassifier with" in text
     # the CLI section trained, predicted, and rejected the bad file with a one-line message
     assert "exit code 0" in text and "line 3: column 'review' is empty" in text
+    # each section's conclusion and the summary table are Markdown built from the run's numbers
+    md = "".join(o["data"]["text/markdown"] for o in outputs_of(nb, "display_data") if "text/markdown" in o.get("data", {}))
+    assert md.count("**What we measured") >= 8, md[:500]
+    assert re.search(r"LoRA \(r=8, query\+value\) trains [\d.]+ % of the parameters, peaks at \d+% of full fine-tuning", md)
+    assert re.search(r"the adapter file is [\d,]+ KiB, \d+× smaller than a model copy", md)
+    assert re.search(r"\| test accuracy, LoRA vs full \| [\d.]+ % vs [\d.]+ % \|", md)
     # figures were drawn, and the explorer widget was displayed
     images = [o for o in outputs_of(nb, "display_data") if "image/png" in o.get("data", {})]
     assert len(images) >= 4

@@ -1,5 +1,6 @@
 """Lesson 09 runs end to end in smoke mode and shows what it promises."""
 
+import re
 from pathlib import Path
 
 from notebook_runner import outputs_of, run_notebook
@@ -20,6 +21,12 @@ def test_lesson_09_runs_in_smoke_mode():
     for name in ("shap", "lime", "ig", "attention", "attention (last layer)", "random"):
         assert f"{name:>24}" in text, name
     assert "IG is more faithful than attention rollout on" in text
+    # each section's conclusion and the summary table are Markdown built from the run's numbers
+    md = "".join(o["data"]["text/markdown"] for o in outputs_of(nb, "display_data") if "text/markdown" in o.get("data", {}))
+    assert md.count("**What we measured") >= 10, md[:500]
+    assert re.search(r"our exact Shapley values differ from `shap`'s by at most [\d.e+-]+", md)
+    assert re.search(r"mean deletion AUC [\d.]+ for IG and [\d.]+ for attention rollout", md)
+    assert re.search(r"\| review classifier \| val accuracy [\d.]+% \|", md)
     html = [o for o in outputs_of(nb) if "text/html" in o.get("data", {})]
     assert sum("tutorlib-attribution" in "".join(o["data"]["text/html"]) for o in html) >= 4  # coloured tokens
     images = [o for o in outputs_of(nb) if "image/png" in o.get("data", {})]

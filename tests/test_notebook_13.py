@@ -44,6 +44,13 @@ def test_lesson_11_runs_in_smoke_mode():
     eps = [float(e) for e in re.findall(r"epsilon\s+([\d.]+|inf)", text)]
     assert len(eps) >= 3 and eps[0] == math.inf and eps[1] > eps[-1] > 0
     assert re.search(r"FedAvg after \d+ rounds: IID [\d.]+, label-skewed [\d.]+; centralised [\d.]+", text)
+    # each section's conclusion and the summary table are Markdown built from the run's numbers
+    md = "".join(o["data"]["text/markdown"] for o in outputs_of(nb, "display_data") if "text/markdown" in o.get("data", {}))
+    assert md.count("**What we measured") >= 9, md[:500]
+    assert re.search(r"the block-sparse sliding window used [\d.]+× less memory", md)
+    assert re.search(r"reweighing moves the demographic-parity gap from [\d.]+ to [\d.]+", md)
+    assert re.search(r"FedAvg reaches [\d.]+ with IID clients and [\d.]+ with label-skewed ones", md)
+    assert "| DP gap plain -> reweighed |" in md
     images = [o for o in outputs_of(nb) if "image/png" in o.get("data", {})]
     assert len(images) >= 8  # attention, MoE, ensembles, attack curves, adversarial digits, fairness, DP, FedAvg
     widgets = [o for o in outputs_of(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
