@@ -145,6 +145,9 @@ def _grade_one(sub: Submission, options: dict[str, Any], env: dict[str, str] | N
         return NotebookReport(path=str(sub.path), error=str(exc))
     except RuntimeError as exc:  # the kernel could not start
         return NotebookReport(path=str(sub.path), error=f"{sub.path}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a grader bug on one notebook must not stop the class; not kept, so retried
+        return NotebookReport(path=str(sub.path), error=f"{sub.path}: the grader failed on this notebook "
+                                                        f"({type(exc).__name__}: {exc}); grade it again")
     if state is not None:
         state.save(report, options)  # at once: a grader killed later keeps this result
     return report

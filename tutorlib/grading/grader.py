@@ -38,6 +38,7 @@ library. It is not a sandbox; grade untrusted submissions inside a container or 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -70,6 +71,10 @@ __all__ = ["NotebookError", "GradingAborted", "ExerciseResult", "CellError", "No
 _LESSON_FROM_NAME = re.compile(r"^(\d{2})_")
 _GRACE_S = 3.0  # how long an interrupted cell may take to stop before the kernel is killed
 _POLL_S = 0.05
+# CPython 3.11's ast.parse can fail with "SystemError: AST constructor recursion depth mismatch" when the
+# garbage collector runs finalizers in the middle of it (CPython issue gh-106905), which became likely once
+# `tutorlib grade -j N` graded notebooks in threads: the source scan runs with the collector paused, one at a time.
+_AST_LOCK = threading.Lock()
 
 
 class NotebookError(Exception):
@@ -726,8 +731,7 @@ with :class:`GradingAborted`. The file is only read.
     last_answer = {c.exercise: c.index for c in cells if c.exercise}
     run_seed = secrets.randbits(63) if seed is None else int(seed)
     report = NotebookReport(path=str(path), sha256=digest, lesson=lesson or "", seed=run_seed)
-    flagged = _static_findings(cells, expected)
-    hints = static.hints_shown(nb.cells)
+    flagged, hints = _scan(cells, expected, nb)
     results: dict[str, ExerciseResult] = {}
     for ex_id, ex in expected.items():
         if ex is None:
@@ -803,6 +807,24 @@ def _limit(ex: registry.Exercise, timeout: float | None, timeouts: dict[str, flo
     if timeouts and ex.id in timeouts:
         return float(timeouts[ex.id])
     return float(timeout) if timeout is not None else ex.timeout
+
+
+def _scan(cells: Sequence[_Cell], expected: dict[str, registry.Exercise | None], nb: Any) -> tuple[dict[str, str], dict[str, int]]:
+    """The source scan (:func:`_static_findings`) and the hints shown, with the garbage collector paused."""
+    with _AST_LOCK:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for attempt in range(3):
+                try:
+                    return _static_findings(cells, expected), static.hints_shown(nb.cells)
+                except SystemError:  # the CPython bug above, should the collector run anyway: parse again
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def _static_findings(cells: Sequence[_Cell], expected: dict[str, registry.Exercise | None]) -> dict[str, str]:
