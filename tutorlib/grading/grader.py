@@ -19,6 +19,8 @@ How a notebook is graded:
    interrupted, and killed if it does not stop. A kernel that dies (``os._exit``, memory above the
    limit, ``exit()``) is restarted and the cells that had run without error are run again, so later
    exercises are still graded. ``input()`` raises inside the kernel; output is counted, never kept.
+   With a CPU-time limit (``cpu_limit``), a notebook whose code uses more CPU than that in its kernel,
+   over all cells and restarts, is stopped for good: the exercises not yet graded are ``crashed``.
 4. Exercises whose answer cell is gone are checked once more at the end of the notebook; they pass
    if the learner's objects exist and are right, else they are ``missing``.
 5. Cells outside the exercises that raise (or time out, or kill the kernel) are listed in the report
