@@ -136,3 +136,25 @@ def test_the_cpu_limit_stops_a_busy_loop_and_names_the_limit(tmp_path: Path) -> 
     assert "over its CPU-time limit of 6 s (--cpu-limit)" in report.result("ex00_2").message
     assert report.result("ex00_3").message.startswith("not run: ") and "CPU-time limit of 6 s" in report.result("ex00_3").message
     assert report.total == 1
+
+
+def test_a_kernel_burning_cpu_between_cells_is_stopped_by_the_rlimit_backstop(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from tutorlib.grading.grader import _Kernel, _kernel_env
+
+    kernel = _Kernel(str(tmp_path), _kernel_env(None), 2**33, os.path.join(tmp_path, "log"), cpu_limit=2)
+    kernel.start()
+    try:
+        burn = "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=True).start()"
+        assert kernel.execute(burn, 10).status == "ok"  # returns at once; the thread keeps burning, unwatched
+        for _ in range(600):  # no cell runs, so only the kernel's own CPU-time rlimit can stop it
+            if not kernel.alive():
+                break
+            time.sleep(0.1)
+        outcome = kernel.execute("1 + 1", 10)
+        assert outcome.status == "died" and "over its CPU-time limit of 2 s" in outcome.detail, outcome
+        assert kernel.cpu_exhausted
+    finally:
+        kernel.stop()

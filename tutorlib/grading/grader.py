@@ -237,6 +237,7 @@ class _Kernel:
         self.cpu_spent = 0.0
         self._cpu_ready = 0.0  # the current kernel's CPU time when it was ready
         self._cpu_seen = 0.0  # its CPU time when last measured
+        self._cpu_soft = 0.0  # its CPU time at which the backstop rlimit stops it
         self.cpu_exhausted = False
 
     @property
@@ -305,6 +306,7 @@ class _Kernel:
             soft = int(self._cpu_ready + max(0.0, self.cpu_limit - self.cpu_spent)) + 2
             try:
                 self._proc.rlimit(psutil.RLIMIT_CPU, (soft, soft + 1))
+                self._cpu_soft = float(soft)
             except (psutil.Error, OSError, ValueError):
                 pass
 
@@ -439,6 +441,7 @@ class _Kernel:
         if code is None:
             return "the kernel died"
         if self.cpu_limit is not None and code == -signal.SIGXCPU:  # the backstop set in start()
+            self._cpu_seen = max(self._cpu_seen, self._cpu_soft)  # what it had used when the signal came
             self.cpu_exhausted = True
             return self.cpu_message
         if code < 0:
