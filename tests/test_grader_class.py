@@ -21,6 +21,9 @@ from tutorlib.grading.classroom import GradingState, find_submissions, grade_cla
 from tutorlib.grading.gradebook import by_student, feedback_text
 from tutorlib.grading.grader import grade_notebook
 
+# Kernels are slow to start: one worker grades the class once (under `pytest -n 2 --dist loadgroup`).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader_class")]
+
 
 def _carol(nb: nbformat.NotebookNode) -> None:
     nb.cells.insert(2, nbformat.v4.new_code_cell("undefined_name + 1"))
