@@ -12,6 +12,11 @@ Targets (DESIGN §7, issue #3): grader overhead ≤ 5 s per notebook and ≤ 2 s
 Run: ``python benchmarks/grading.py [--repeats 3] [NOTEBOOK …]`` (default: every notebook in solutions/).
 It prints a table; the load average is printed too, because other work on the machine inflates
 every number here.
+
+Class mode, ``python benchmarks/grading.py --class 40 [--jobs 1,2]``: a class of 40 copies of lesson 00's
+exercise notebook (half solved, a quarter untouched, a quarter with one wrong answer), one folder per
+student, graded with ``tutorlib grade -j 1`` and then ``-j 2`` (each from scratch, no kept results): wall
+time, notebooks per minute and the speed-up, and whether both runs gave the same scores.
 """
 
 from __future__ import annotations
@@ -97,11 +102,55 @@ def ok(value: float, target: float) -> str:
     return "yes" if value <= target else "NO"
 
 
+def make_class(folder: Path, n: int) -> None:
+    """``n`` students' copies of lesson 00: half solved, a quarter untouched, a quarter with ex00_3 wrong."""
+    solution = nbformat.read(REPO / "solutions" / "00_welcome.ipynb", as_version=4)
+    stub = nbformat.read(REPO / "exercises" / "00_welcome.ipynb", as_version=4)
+    for i in range(n):
+        nb = stub if i % 4 == 2 else nbformat.from_dict(solution)
+        if i % 4 == 3:
+            nb = nbformat.from_dict(solution)
+            for cell in nb.cells:
+                if cell.metadata.get("tutorlib", {}).get("exercise") == "ex00_3":
+                    cell.source = "def count_trainable(model):\n    return sum(p.numel() for p in model.parameters())"
+        (folder / f"student{i:02d}").mkdir(parents=True)
+        nbformat.write(nb, folder / f"student{i:02d}" / "00_welcome.ipynb")
+
+
+def bench_class(n: int, jobs: list[int]) -> int:
+    from tutorlib.grading.classroom import find_submissions, grade_class
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"machine: {os.cpu_count()} CPU cores, load average {load[0]:.1f} before | {n} notebooks of lesson 00")
+    with tempfile.TemporaryDirectory() as tmp:
+        make_class(Path(tmp), n)
+        subs = find_submissions([tmp])
+        rows, scores = [], []
+        for j in jobs:
+            start = time.perf_counter()
+            reports = grade_class(subs, jobs=j)
+            wall = time.perf_counter() - start
+            scores.append([(e.id, e.status, e.score) for r in reports for e in r.exercises])
+            errors = sum(r.error is not None for r in reports)
+            load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+            rows.append((j, wall, 60 * n / wall, sum(r.total for r in reports), errors, load[0]))
+    print(f"{'-j':>3} {'wall (s)':>9} {'notebooks/min':>14} {'speed-up':>9} {'points':>7} {'errors':>7} {'load after':>11}")
+    for j, wall, rate, points, errors, after in rows:
+        print(f"{j:>3} {wall:>9.1f} {rate:>14.1f} {rows[0][1] / wall:>8.2f}x {points:>7g} {errors:>7} {after:>11.1f}")
+    print("same scores in every run:", "yes" if all(s == scores[0] for s in scores) else "NO")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="solution notebooks (default: solutions/*.ipynb)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per notebook (median is reported)")
+    parser.add_argument("--class", dest="class_size", type=int, default=0, metavar="N",
+                        help="instead: grade a class of N lesson-00 notebooks with each --jobs value")
+    parser.add_argument("--jobs", default="1,2", help="class mode: comma-separated -j values (default: 1,2)")
     args = parser.parse_args(argv)
+    if args.class_size:
+        return bench_class(args.class_size, [int(j) for j in args.jobs.split(",")])
     paths = args.notebooks or sorted((REPO / "solutions").glob("*.ipynb"))
 
     import torch

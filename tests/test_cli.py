@@ -85,6 +85,8 @@ def test_usage_and_file_errors_answer_before_torch_is_imported(tmp_path):
         (["generate", "--data", str(tmp_path / "missing.jsonl")], "does not exist"),
         (["generate"], "exactly one of them"),
         (["train", "digits-mlp", "--resume", "--out", str(tmp_path / "none")], "does not exist"),
+        (["grade", "--jobs", "0", "x.ipynb"], "at least 1"),
+        (["grade", "x.ipynb", "--cpu-limit", "0"], "must be a number greater than 0"),
     ]
     for argv, message in cases:
         code = ("from tutorlib.cli import main\n"

@@ -7,7 +7,8 @@ In a notebook, after answering an exercise::
     hint("ex00_1")       # prints the next hint, one at a time
 
 From the shell: ``tutorlib build-exercises`` writes ``exercises/`` from ``solutions/``, and
-``tutorlib grade NOTEBOOK…`` grades whole notebooks in fresh kernels (see :mod:`.grader`).
+``tutorlib grade NOTEBOOK…`` grades whole notebooks in fresh kernels (see :mod:`.grader`); a class at once,
+in parallel and resumable, with a CSV gradebook and feedback per student: :mod:`.classroom`, :mod:`.gradebook`.
 
 >>> from tutorlib.grading import check, register, CheckResult
 >>> callable(check)

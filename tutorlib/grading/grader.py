@@ -19,6 +19,8 @@ How a notebook is graded:
    interrupted, and killed if it does not stop. A kernel that dies (``os._exit``, memory above the
    limit, ``exit()``) is restarted and the cells that had run without error are run again, so later
    exercises are still graded. ``input()`` raises inside the kernel; output is counted, never kept.
+   With a CPU-time limit (``cpu_limit``), a notebook whose code uses more CPU than that in its kernel,
+   over all cells and restarts, is stopped for good: the exercises not yet graded are ``crashed``.
 4. Exercises whose answer cell is gone are checked once more at the end of the notebook; they pass
    if the learner's objects exist and are right, else they are ``missing``.
 5. Cells outside the exercises that raise (or time out, or kill the kernel) are listed in the report
@@ -38,6 +40,7 @@ library. It is not a sandbox; grade untrusted submissions inside a container or 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -49,6 +52,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,15 +67,24 @@ from jupyter_client.manager import KernelManager
 from . import protocol, registry, static, wire
 from .nbexec import NUDGE_S
 
-__all__ = ["NotebookError", "ExerciseResult", "CellError", "NotebookReport", "grade_notebook", "grade_paths", "default_memory_limit"]
+__all__ = ["NotebookError", "GradingAborted", "ExerciseResult", "CellError", "NotebookReport", "grade_notebook", "grade_paths",
+           "default_memory_limit", "expand_paths"]
 
 _LESSON_FROM_NAME = re.compile(r"^(\d{2})_")
 _GRACE_S = 3.0  # how long an interrupted cell may take to stop before the kernel is killed
 _POLL_S = 0.05
+# CPython 3.11's ast.parse can fail with "SystemError: AST constructor recursion depth mismatch" when the
+# garbage collector runs finalizers in the middle of it (CPython issue gh-106905), which became likely once
+# `tutorlib grade -j N` graded notebooks in threads: the source scan runs with the collector paused, one at a time.
+_AST_LOCK = threading.Lock()
 
 
 class NotebookError(Exception):
     """The file cannot be graded: missing, not JSON, not a notebook, or without exercises."""
+
+
+class GradingAborted(Exception):
+    """Grading was stopped from outside (``abort`` was set, e.g. on Ctrl-C): the notebook has no result."""
 
 
 @dataclass
@@ -139,6 +152,33 @@ class NotebookReport:
         """Points available."""
         return sum(e.max_score for e in self.exercises)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Everything in the report as JSON-ready data; :meth:`from_dict` reads it back.
+
+        >>> r = NotebookReport("a.ipynb", exercises=[ExerciseResult("ex00_1", "pass", 1, 1, 0.25, "passed")])
+        >>> NotebookReport.from_dict(r.to_dict()) == r
+        True
+        """
+        return {
+            "path": self.path, "sha256": self.sha256, "lesson": self.lesson, "error": self.error, "seed": self.seed,
+            "environment": dict(self.environment), "seconds": self.seconds, "kernel_restarts": self.kernel_restarts,
+            "exercises": [{**e.to_dict(), "seconds": e.seconds} for e in self.exercises],
+            "cell_errors": [e.to_dict() for e in self.cell_errors],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NotebookReport:
+        """The report :meth:`to_dict` wrote."""
+        return cls(
+            path=str(data["path"]), sha256=str(data.get("sha256", "")), lesson=str(data.get("lesson", "")),
+            exercises=[ExerciseResult(str(e["id"]), str(e["status"]), float(e["score"]), float(e["max_score"]), float(e["seconds"]),
+                                      str(e["message"]), e.get("seed"), int(e.get("hints", 0))) for e in data.get("exercises", [])],
+            environment={str(k): str(v) for k, v in data.get("environment", {}).items()},
+            seconds=float(data.get("seconds", 0.0)), kernel_restarts=int(data.get("kernel_restarts", 0)),
+            error=data.get("error"), seed=data.get("seed"),
+            cell_errors=[CellError(int(c["cell"]), str(c["source"]), str(c["error"])) for c in data.get("cell_errors", [])],
+        )
+
     def result(self, exercise_id: str) -> ExerciseResult:
         """The result of one exercise by id."""
         for e in self.exercises:
@@ -184,13 +224,57 @@ class _Outcome:
 class _Kernel:
     """One IPython kernel driven over jupyter_client, with time limits, a memory watchdog and restarts."""
 
-    def __init__(self, cwd: str, env: dict[str, str], memory_limit: int, log_path: str) -> None:
+    def __init__(self, cwd: str, env: dict[str, str], memory_limit: int, log_path: str,
+                 cpu_limit: float | None = None, abort: threading.Event | None = None) -> None:
         self.cwd, self.env, self.memory_limit, self.log_path = cwd, env, memory_limit, log_path
+        self.cpu_limit, self.abort = cpu_limit, abort
         self.km: KernelManager | None = None
         self.kc: Any = None
         self._log: Any = None
         self._proc: psutil.Process | None = None
         self._next_mem_check = 0.0
+        # CPU time of the notebook's kernels since each was ready (kernel start-up is not counted), over restarts.
+        self.cpu_spent = 0.0
+        self._cpu_ready = 0.0  # the current kernel's CPU time when it was ready
+        self._cpu_seen = 0.0  # its CPU time when last measured
+        self._cpu_soft = 0.0  # its CPU time at which the backstop rlimit stops it
+        self.cpu_exhausted = False
+
+    @property
+    def cpu_message(self) -> str:
+        """Why the notebook stopped running once its kernel used up the CPU-time limit."""
+        return (f"the notebook used {self.cpu_used():.1f} s of CPU time, over its CPU-time limit of {self.cpu_limit:g} s "
+                "(--cpu-limit), and its kernel was stopped")
+
+    def _cpu_now(self) -> float:
+        """CPU seconds (user + system) of the kernel process and its children, alive or waited for."""
+        if self._proc is None:
+            return self._cpu_seen
+        try:
+            t = self._proc.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in self._proc.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    total += c.user + c.system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            return self._cpu_seen
+        self._cpu_seen = max(self._cpu_seen, total)
+        return self._cpu_seen
+
+    def cpu_used(self) -> float:
+        """CPU seconds the notebook's code has used in its kernels so far."""
+        return self.cpu_spent + max(0.0, self._cpu_seen - self._cpu_ready)
+
+    def _over_cpu_limit(self) -> bool:
+        if self.cpu_limit is None or self._proc is None:
+            return False
+        self._cpu_now()
+        if self.cpu_used() > self.cpu_limit:
+            self.cpu_exhausted = True
+        return self.cpu_exhausted
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -214,8 +298,23 @@ class _Kernel:
             raise RuntimeError(f"the grading kernel did not start: {exc}; see {self.log_path}") from exc
         pid = getattr(self.km.provisioner, "pid", None)
         self._proc = psutil.Process(pid) if pid else None
+        self._cpu_seen = 0.0
+        self._cpu_ready = self._cpu_now()
+        if self.cpu_limit is not None and not self.cpu_exhausted and self._proc is not None and hasattr(psutil, "RLIMIT_CPU"):
+            # A backstop the kernel cannot outrun if the watcher in execute() is not looking (between cells):
+            # the kernel process gets SIGXCPU a little after its share of the limit is spent.
+            soft = int(self._cpu_ready + max(0.0, self.cpu_limit - self.cpu_spent)) + 2
+            try:
+                self._proc.rlimit(psutil.RLIMIT_CPU, (soft, soft + 1))
+                self._cpu_soft = float(soft)
+            except (psutil.Error, OSError, ValueError):
+                pass
 
     def stop(self) -> None:
+        if self._proc is not None:
+            self._cpu_now()
+            self.cpu_spent += max(0.0, self._cpu_seen - self._cpu_ready)
+            self._cpu_ready = self._cpu_seen = 0.0
         if self.kc is not None:
             try:
                 self.kc.stop_channels()
@@ -269,9 +368,16 @@ class _Kernel:
             elif kind == "error":
                 out["ename"], out["evalue"] = content.get("ename", ""), content.get("evalue", "")
 
-    def execute(self, code: str, timeout: float, *, silent: bool = False) -> _Outcome:
-        """Run ``code``; stop it at ``timeout`` seconds (interrupt, then kill); notice death and memory overuse."""
+    def execute(self, code: str, timeout: float, *, silent: bool = False, counted: bool = True) -> _Outcome:
+        """Run ``code``; stop it at ``timeout`` seconds (interrupt, then kill); notice death, memory and CPU-time overuse.
+
+        ``counted=False`` (the grader's own code, after the notebook) is not held to the CPU-time limit.
+        """
         start = time.monotonic()
+        if self.abort is not None and self.abort.is_set():
+            raise GradingAborted("grading was stopped")
+        if counted and self.cpu_exhausted:
+            return _Outcome("died", 0.0, detail=self.cpu_message)
         if not self.alive():
             return _Outcome("died", 0.0, detail=self._death_detail())
         msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
@@ -301,6 +407,9 @@ class _Kernel:
                 )
             if not self.alive():
                 return _Outcome("died", now - start, detail=self._death_detail())
+            if self.abort is not None and self.abort.is_set():
+                self.stop()
+                raise GradingAborted("grading was stopped")
             if now >= next_nudge:
                 self.kc.kernel_info()  # harmless; nbexec's clients do the same while a cell runs
                 next_nudge = now + NUDGE_S
@@ -314,6 +423,9 @@ class _Kernel:
                         now - start,
                         detail=f"it used {used / 2**30:.1f} GiB of memory, over the limit of {self.memory_limit / 2**30:.1f} GiB, and was stopped",
                     )
+                if counted and self._over_cpu_limit():
+                    self.stop()
+                    return _Outcome("died", now - start, detail=self.cpu_message)
             if interrupted_at is None and now >= deadline:
                 try:
                     self.km.interrupt_kernel()  # type: ignore[union-attr]
@@ -328,6 +440,10 @@ class _Kernel:
         code = self.exit_code()
         if code is None:
             return "the kernel died"
+        if self.cpu_limit is not None and code == -signal.SIGXCPU:  # the backstop set in start()
+            self._cpu_seen = max(self._cpu_seen, self._cpu_soft)  # what it had used when the signal came
+            self.cpu_exhausted = True
+            return self.cpu_message
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -436,6 +552,9 @@ class _Run:
 
     def restart(self) -> str:
         """Start a new kernel and re-run the cells that had succeeded; returns a note for the message."""
+        if self.kernel.cpu_exhausted:  # no restart: the notebook has used up its CPU time
+            self.kernel.stop()
+            return "the remaining cells are not run"
         self.kernel.stop()
         self.kernel.start()
         self.restarts += 1
@@ -444,6 +563,8 @@ class _Run:
             outcome = self.kernel.execute(source, limit)
             if outcome.status == "died" or (outcome.status == "timeout" and not self.kernel.alive()):
                 self.kernel.stop()
+                if self.kernel.cpu_exhausted:
+                    return "the kernel was restarted, but re-running earlier cells used up the notebook's CPU time"
                 self.kernel.start()
                 self.replay = self.replay[:n]
                 return (f"the kernel was restarted, but re-running earlier cell {n + 1} of {total} "
@@ -568,6 +689,8 @@ def grade_notebook(
     memory_limit: int | None = None,
     env: dict[str, str] | None = None,
     seed: int | None = None,
+    cpu_limit: float | None = None,
+    abort: threading.Event | None = None,
 ) -> NotebookReport:
     """Grade one notebook in a fresh kernel and return its report; raises :class:`NotebookError` if it cannot be graded.
 
@@ -576,7 +699,11 @@ def grade_notebook(
 
     ``timeout`` overrides every exercise's time limit (seconds, answer cell and check together),
     ``timeouts`` overrides it for single exercises by id; ``cell_timeout`` limits each other cell; ``memory_limit`` (bytes, default
-    :func:`default_memory_limit`) stops a kernel that grows beyond it. The file is only read.
+    :func:`default_memory_limit`) stops a kernel that grows beyond it. ``cpu_limit`` (seconds) is the CPU time
+the notebook's code may use in its kernel, over all its cells and restarts (kernel start-up not counted): a kernel
+over it is stopped and the exercises not yet graded are reported ``crashed`` with a message naming the limit.
+``env`` adds variables to the kernel's environment. Setting ``abort`` (from another thread) stops the grading
+with :class:`GradingAborted`. The file is only read.
 
     >>> grade_notebook("not_there.ipynb")
     Traceback (most recent call last):
@@ -609,8 +736,7 @@ def grade_notebook(
     last_answer = {c.exercise: c.index for c in cells if c.exercise}
     run_seed = secrets.randbits(63) if seed is None else int(seed)
     report = NotebookReport(path=str(path), sha256=digest, lesson=lesson or "", seed=run_seed)
-    flagged = _static_findings(cells, expected)
-    hints = static.hints_shown(nb.cells)
+    flagged, hints = _scan(cells, expected, nb)
     results: dict[str, ExerciseResult] = {}
     for ex_id, ex in expected.items():
         if ex is None:
@@ -620,7 +746,8 @@ def grade_notebook(
     with tempfile.TemporaryDirectory(prefix="tutorlib-grade-") as workdir, tempfile.TemporaryDirectory(prefix="tutorlib-secret-") as secret_dir:
         shutil.copy2(src, os.path.join(workdir, src.name))
         os.chmod(secret_dir, 0o700)
-        kernel = _Kernel(workdir, _kernel_env(env), memory_limit or default_memory_limit(), os.path.join(secret_dir, "kernel.log"))
+        kernel = _Kernel(workdir, _kernel_env(env), memory_limit or default_memory_limit(), os.path.join(secret_dir, "kernel.log"),
+                         cpu_limit=cpu_limit, abort=abort)
         kernel.start()
         run = _Run(cells, workdir, secret_dir, kernel, cell_timeout)
         try:
@@ -628,6 +755,10 @@ def grade_notebook(
                 if cell.is_check:
                     continue
                 ex = expected.get(cell.exercise) if cell.exercise else None
+                if kernel.cpu_exhausted:  # the notebook used up its CPU time: nothing more runs
+                    if ex is not None and last_answer[ex.id] == cell.index:
+                        results[ex.id] = ExerciseResult(ex.id, "crashed", 0, ex.points, 0.0, f"not run: {kernel.cpu_message}")
+                    continue
                 if ex is None:
                     outcome, _ = run.run_cell(cell, cell_timeout)
                     if cell.exercise is None and outcome.status != "ok":
@@ -640,6 +771,10 @@ def grade_notebook(
                 results[ex.id] = _grade_exercise(run, ex, cell, limit, protocol.exercise_seed(run_seed, ex.id))
             for ex_id, ex in expected.items():
                 if ex is None or ex_id in results:
+                    continue
+                if kernel.cpu_exhausted:
+                    results[ex_id] = ExerciseResult(ex_id, "crashed", 0, ex.points, 0.0,
+                                                    f"not checked (its answer cell was not found): {kernel.cpu_message}")
                     continue
                 limit = _limit(ex, timeout, timeouts)
                 if ex.check is not None:
@@ -677,6 +812,24 @@ def _limit(ex: registry.Exercise, timeout: float | None, timeouts: dict[str, flo
     if timeouts and ex.id in timeouts:
         return float(timeouts[ex.id])
     return float(timeout) if timeout is not None else ex.timeout
+
+
+def _scan(cells: Sequence[_Cell], expected: dict[str, registry.Exercise | None], nb: Any) -> tuple[dict[str, str], dict[str, int]]:
+    """The source scan (:func:`_static_findings`) and the hints shown, with the garbage collector paused."""
+    with _AST_LOCK:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for attempt in range(3):
+                try:
+                    return _static_findings(cells, expected), static.hints_shown(nb.cells)
+                except SystemError:  # the CPython bug above, should the collector run anyway: parse again
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def _static_findings(cells: Sequence[_Cell], expected: dict[str, registry.Exercise | None]) -> dict[str, str]:
@@ -750,7 +903,7 @@ def _environment(run: _Run, secret_dir: str) -> dict[str, str]:
     if not run.kernel.alive():
         run.kernel.stop()
         run.kernel.start()
-    outcome = run.kernel.execute(code, 120, silent=True)
+    outcome = run.kernel.execute(code, 120, silent=True, counted=False)
     if outcome.status == "ok" and os.path.isfile(path):
         try:
             with open(path, encoding="utf-8") as fh:
@@ -783,10 +936,12 @@ def grade_paths(
     cell_timeout: float = 120.0,
     memory_limit: int | None = None,
     progress: Any = None,
+    cpu_limit: float | None = None,
 ) -> list[NotebookReport]:
     """Grade several notebooks (folders expand to their notebooks); unreadable ones get a report with ``error`` set.
 
-    ``progress``, if given, is called with each path before it is graded.
+    ``progress``, if given, is called with each path before it is graded. One at a time; for a class
+    (in parallel, resumable, with a gradebook) see :mod:`tutorlib.grading.classroom`.
 
     >>> [r.error for r in grade_paths(["missing.ipynb"])]
     ['missing.ipynb: no such file']
@@ -796,7 +951,8 @@ def grade_paths(
         if progress is not None:
             progress(p)
         try:
-            reports.append(grade_notebook(p, timeout=timeout, cell_timeout=cell_timeout, memory_limit=memory_limit))
+            reports.append(grade_notebook(p, timeout=timeout, cell_timeout=cell_timeout, memory_limit=memory_limit,
+                                          cpu_limit=cpu_limit))
         except NotebookError as exc:
             reports.append(NotebookReport(path=str(p), error=str(exc)))
         except RuntimeError as exc:  # the kernel could not start
