@@ -13,7 +13,7 @@ check's private generator.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -436,7 +436,6 @@ class KVCacheStepCheck:
             if not isinstance(out, (tuple, list)) or len(out) != 3:
                 raise CheckFailed(f"{what} returned {describe(out)}: return a tuple (out, k_cache, v_cache)")
             o, k_all, v_all = out
-            T = kc.shape[2] + 1
             want_k, want_v = torch.cat([kc, kn], 2), torch.cat([vc, vn], 2)
             for got, want, name in ((k_all, want_k, "k_cache"), (v_all, want_v, "v_cache")):
                 if isinstance(got, torch.Tensor) and got.shape == kc.shape:
