@@ -1,0 +1,196 @@
+"""Mutant answers for every protocol exercise: plausible wrong answers that the checks must fail.
+
+Each :class:`Case` is one answer: the exercise, a label, a function returning the learner's namespace,
+the status it must get (``pass`` for the right answer, ``fail``, ``not_attempted`` for the stub) and a
+fragment the message must contain (the helpful part). ``tests/test_mutants.py`` runs them all in
+process; ``benchmarks/mutants.py`` counts them per lesson.
+
+Extension point: a lesson adds its cases to :data:`CASES` with :func:`lesson` (lesson 10's owner:
+``CASES += lesson("10", [...])``).
+
+:func:`own` turns a library function into "the learner's own copy" (same code, its own globals, its
+library callees copied too), so a right answer built from the library is not flagged as using the
+library's implementation.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Case:
+    exercise: str
+    label: str
+    namespace: Callable[[], dict[str, Any]]
+    status: str = "fail"
+    fragment: str = ""
+
+    @property
+    def lesson(self) -> str:
+        return self.exercise[2:4]
+
+    @property
+    def mutant(self) -> bool:
+        return self.status != "pass"
+
+
+def own(fn: Any) -> Any:
+    """A copy of ``fn`` (and of the tutorlib functions it calls) that is not the library's object."""
+    if not isinstance(fn, types.FunctionType):
+        return fn
+    g = dict(fn.__globals__)
+    new = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__kwdefaults__ = fn.__kwdefaults__
+    for name in fn.__code__.co_names:
+        obj = g.get(name)
+        if isinstance(obj, types.FunctionType) and getattr(obj, "__module__", "").startswith("tutorlib") and obj is not fn:
+            g[name] = own(obj)
+    return new
+
+
+def stub(exercise: str) -> Callable[..., Any]:
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{exercise}: write your answer here")
+    return answer
+
+
+def lesson(number: str, cases: list[Case]) -> list[Case]:
+    bad = [c.exercise for c in cases if c.lesson != number]
+    if bad:
+        raise ValueError(f"cases {bad} are not in lesson {number}")
+    return cases
+
+
+CASES: list[Case] = []
+
+# --------------------------------------------------------------------------- lesson 01
+
+
+def _l01() -> list[Case]:
+    from tutorlib.optim import adam_step, lamb_step, sgd_momentum_step, warmup_cosine
+    from tutorlib.train import History
+
+    sgd, adam, lamb, wc = own(sgd_momentum_step), own(adam_step), own(lamb_step), own(warmup_cosine)
+
+    def dampened(param, grad, buf, lr, momentum, nesterov=False):
+        new_buf = grad.clone() if buf is None else momentum * buf + (1 - momentum) * grad
+        return param - lr * new_buf, new_buf
+
+    def no_nesterov(param, grad, buf, lr, momentum, nesterov=False):
+        return sgd(param, grad, buf, lr, momentum, nesterov=False)
+
+    def in_place(param, grad, buf, lr, momentum, nesterov=False):
+        new_p, new_b = sgd(param, grad, buf, lr, momentum, nesterov)
+        param.copy_(new_p)
+        return param, new_b
+
+    def plus_lr(param, grad, buf, lr, momentum, nesterov=False):
+        new_p, new_b = sgd(param, grad, buf, lr, momentum, nesterov)
+        return param + (param - new_p), new_b
+
+    def no_bias_correction(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-8):
+        m = betas[0] * m + (1 - betas[0]) * grad
+        v = betas[1] * v + (1 - betas[1]) * grad**2
+        return param - lr * m / (v.sqrt() + eps), m, v
+
+    def step_plus_one(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-8):
+        return adam(param, grad, m, v, step + 1, lr, betas, eps)
+
+    def eps_inside(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-8):
+        m = betas[0] * m + (1 - betas[0]) * grad
+        v = betas[1] * v + (1 - betas[1]) * grad**2
+        mh, vh = m / (1 - betas[0] ** step), v / (1 - betas[1] ** step)
+        return param - lr * mh / (vh + 1e-2).sqrt(), m, v
+
+    def no_trust_ratio(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        new_p, m, v = adam(param, grad, m, v, step, lr, betas, eps)
+        return new_p - lr * weight_decay * param, m, v
+
+    def ratio_of_r(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        m = betas[0] * m + (1 - betas[0]) * grad
+        v = betas[1] * v + (1 - betas[1]) * grad**2
+        r = (m / (1 - betas[0] ** step)) / ((v / (1 - betas[1] ** step)).sqrt() + eps)
+        u = r + weight_decay * param
+        return param - lr * param.norm() / r.norm() * u, m, v
+
+    def adam_as_lamb(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        return adam(param, grad, m, v, step, lr, betas, eps)
+
+    def wc_off_by_one(step, total_steps, warmup_steps, base_lr, min_lr=0.0):
+        if step < warmup_steps:
+            return base_lr * (step + 1) / warmup_steps
+        return wc(step, total_steps, warmup_steps, base_lr, min_lr)
+
+    def wc_no_min(step, total_steps, warmup_steps, base_lr, min_lr=0.0):
+        return wc(step, total_steps, warmup_steps, base_lr, 0.0)
+
+    def wc_progress_from_zero(step, total_steps, warmup_steps, base_lr, min_lr=0.0):
+        if step < warmup_steps:
+            return base_lr * step / warmup_steps
+        return min_lr + (base_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+
+    class Finder:
+        lrs = [10 ** (-5 + 0.1 * i) for i in range(50)]
+        smoothed = [2.3 - 1.5 / (1 + math.exp(-3 * (math.log10(lr) + 3))) + max(0.0, math.log10(lr) + 1) * 3 for lr in lrs]
+        min_loss_lr = lrs[smoothed.index(min(smoothed))]
+
+    class LyingFinder(Finder):
+        min_loss_lr = 1.0  # a made-up minimum: the check finds the curve's own
+
+    def hist(lrs: list[float], acc: float) -> History:
+        return History([{"epoch": 0, "train_loss": 1.0, "val_accuracy": acc}],
+                       [{"step": i, "loss": 1.0, "lr": lr} for i, lr in enumerate(lrs)])
+
+    good = [wc(i + 1, 20, 2, 3e-3) for i in range(20)]
+    runs = lambda: {"constant": hist([3e-3] * 20, 0.9), "warmup_cosine": hist(good, 0.92)}  # noqa: E731
+    wrong_total = [wc(i + 1, 40, 2, 3e-3) for i in range(20)]
+    return lesson("01", [
+        Case("ex01_1", "right", lambda: {"sgd_momentum_step": sgd}, "pass"),
+        Case("ex01_1", "stub", lambda: {"sgd_momentum_step": stub("ex01_1")}, "not_attempted", "NotImplementedError"),
+        Case("ex01_1", "(1 - momentum) damping", lambda: {"sgd_momentum_step": dampened}, "fail", "(1 - momentum)"),
+        Case("ex01_1", "Nesterov ignored", lambda: {"sgd_momentum_step": no_nesterov}, "fail", "nesterov=True"),
+        Case("ex01_1", "param changed in place", lambda: {"sgd_momentum_step": in_place}, "fail", "in place"),
+        Case("ex01_1", "steps uphill (+ lr)", lambda: {"sgd_momentum_step": plus_lr}, "fail", "param - lr * direction"),
+        Case("ex01_1", "library's own", lambda: {"sgd_momentum_step": sgd_momentum_step}, "fail", "library's own"),
+        Case("ex01_2", "right", lambda: {"adam_step": adam}, "pass"),
+        Case("ex01_2", "stub", lambda: {"adam_step": stub("ex01_2")}, "not_attempted", "NotImplementedError"),
+        Case("ex01_2", "no bias correction", lambda: {"adam_step": no_bias_correction}, "fail", "bias-correct"),
+        Case("ex01_2", "step off by one", lambda: {"adam_step": step_plus_one}, "fail", "beta**step"),
+        Case("ex01_2", "eps inside the root", lambda: {"adam_step": eps_inside}, "fail", "eps goes outside"),
+        Case("ex01_3", "right", lambda: {"lamb_step": lamb}, "pass"),
+        Case("ex01_3", "stub", lambda: {"lamb_step": stub("ex01_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex01_3", "no trust ratio", lambda: {"lamb_step": no_trust_ratio}, "fail", "trust ratio"),
+        Case("ex01_3", "ratio of r alone", lambda: {"lamb_step": ratio_of_r}, "fail", "norm of the whole update"),
+        Case("ex01_3", "plain Adam", lambda: {"lamb_step": adam_as_lamb}, "fail", "trust ratio"),
+        Case("ex01_4", "right", lambda: {"warmup_cosine": wc}, "pass"),
+        Case("ex01_4", "stub", lambda: {"warmup_cosine": stub("ex01_4")}, "not_attempted", "NotImplementedError"),
+        Case("ex01_4", "warmup off by one", lambda: {"warmup_cosine": wc_off_by_one}, "fail", "warmup starts at 0"),
+        Case("ex01_4", "min_lr ignored", lambda: {"warmup_cosine": wc_no_min}, "fail", "decay towards min_lr"),
+        Case("ex01_4", "progress from step 0", lambda: {"warmup_cosine": wc_progress_from_zero}, "fail", "end of warmup"),
+        Case("ex01_4", "a tensor, not a float", lambda: {"warmup_cosine": lambda *a: torch.tensor(0.1)}, "fail", "Python float"),
+        Case("ex01_5", "right", lambda: {"finder": Finder(), "chosen_lr": 1e-3}, "pass"),
+        Case("ex01_5", "on the flat start", lambda: {"finder": Finder(), "chosen_lr": 2e-5}, "fail", "flat start"),
+        Case("ex01_5", "past the minimum", lambda: {"finder": Finder(), "chosen_lr": 0.5}, "fail", "past the minimum"),
+        Case("ex01_5", "past the real minimum (finder's min made up)", lambda: {"finder": LyingFinder(), "chosen_lr": 0.5},
+             "fail", "past the minimum"),
+        Case("ex01_5", "a tensor", lambda: {"finder": Finder(), "chosen_lr": torch.tensor(1e-3)}, "fail", "Python float"),
+        Case("ex01_5", "no finder", lambda: {"chosen_lr": 1e-3}, "fail", "not defined"),
+        Case("ex01_6", "right", lambda: {"schedule_runs": runs(), "best_schedule": "warmup_cosine"}, "pass"),
+        Case("ex01_6", "made-up best", lambda: {"schedule_runs": runs(), "best_schedule": "constant"}, "fail", "below the other run"),
+        Case("ex01_6", "schedule built for the wrong total",
+             lambda: {"schedule_runs": {**runs(), "warmup_cosine": hist(wrong_total, 0.92)}, "best_schedule": "warmup_cosine"},
+             "fail", "do not follow warmup_cosine"),
+        Case("ex01_6", "no scheduler", lambda: {"schedule_runs": {**runs(), "warmup_cosine": hist([3e-3] * 20, 0.92)},
+                                                "best_schedule": "warmup_cosine"}, "fail", "never changed"),
+        Case("ex01_6", "wrong keys", lambda: {"schedule_runs": {}, "best_schedule": "x"}, "fail", "keys 'constant' and 'warmup_cosine'"),
+    ])
+
+
+CASES += _l01()
