@@ -194,3 +194,130 @@ def _l01() -> list[Case]:
 
 
 CASES += _l01()
+
+# --------------------------------------------------------------------------- lesson 03
+
+
+def _l03() -> list[Case]:
+    import copy
+
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    def amp_step(model, x, y, optimizer, scaler, dtype, *, autocast=True, scale=True, via_scaler=True, update=True):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=x.device.type, dtype=dtype, enabled=autocast):
+            loss = F.cross_entropy(model(x), y)
+        (scaler.scale(loss) if scale else loss).backward()
+        if via_scaler:
+            scaler.step(optimizer)
+        else:
+            scaler.unscale_(optimizer)
+            optimizer.step()
+        if update:
+            scaler.update()
+        return loss.item()
+
+    def amp(**kw):
+        return lambda model, x, y, optimizer, scaler, dtype: amp_step(model, x, y, optimizer, scaler, dtype, **kw)
+
+    def accumulate(model, x, y, optimizer, micro_batches, weight="share", whole=False, zero_each=False):
+        optimizer.zero_grad()
+        total = 0.0
+        pieces = [(x, y)] if whole else list(zip(x.chunk(micro_batches), y.chunk(micro_batches)))
+        for xb, yb in pieces:
+            if zero_each:
+                optimizer.zero_grad()
+            w = len(xb) / len(x) if weight == "share" else (1 / micro_batches if weight == "equal" else 1.0)
+            loss = F.cross_entropy(model(xb), yb) * w
+            loss.backward()
+            total += loss.item()
+        optimizer.step()
+        return total
+
+    def acc(**kw):
+        return lambda model, x, y, optimizer, micro_batches: accumulate(model, x, y, optimizer, micro_batches, **kw)
+
+    def mfu(n, l, d, t, tps, peak):
+        return (6 * n + 12 * l * d * t) * tps / peak
+
+    def ckpt_forward(blocks, x):
+        for b in blocks:
+            x = checkpoint(b, x, use_reentrant=False)
+        return x
+
+    def plain_forward(blocks, x):
+        for b in blocks:
+            x = b(x)
+        return x
+
+    def no_grad_forward(blocks, x):
+        with torch.no_grad():
+            return plain_forward(blocks, x)
+
+    def skip_last(blocks, x):
+        return ckpt_forward(blocks[:-1], x)
+
+    def saving_ns(**override):
+        from tutorlib.efficient import enable_activation_checkpointing, saved_activation_bytes
+        from tutorlib.models import GPTConfig, TinyGPT
+
+        torch.manual_seed(0)
+        model = TinyGPT(GPTConfig(block_size=32, n_layer=2, n_head=2, d_model=32))
+        x = torch.randint(0, 128, (4, 33))
+        plain = saved_activation_bytes(lambda: model.loss(x), model)
+        ck = enable_activation_checkpointing(copy.deepcopy(model))
+        ckpt = saved_activation_bytes(lambda: ck.loss(x), ck)
+        ns = {"exp_model": model, "exp_x": x, "bytes_plain": plain, "bytes_ckpt": ckpt, "saving": 1 - ckpt / plain}
+        for k, v in override.items():
+            ns[k] = v(ns) if callable(v) else v
+        return ns
+
+    def scale_ns(delta: Any) -> dict:
+        from tutorlib.efficient import smallest_safe_scale
+
+        values = torch.logspace(-11, -2, 5000)
+        k = smallest_safe_scale(values, "fp16", 1e-4)
+        return {"grad_values": values, "safe_log2_scale": delta(k) if callable(delta) else delta}
+
+    return lesson("03", [
+        Case("ex03_1", "right", lambda: {"amp_step": amp()}, "pass"),
+        Case("ex03_1", "stub", lambda: {"amp_step": stub("ex03_1")}, "not_attempted", "NotImplementedError"),
+        Case("ex03_1", "loss not scaled", lambda: {"amp_step": amp(scale=False)}, "fail", "did not use scaler.scale"),
+        Case("ex03_1", "no autocast", lambda: {"amp_step": amp(autocast=False)}, "fail", "without autocast"),
+        Case("ex03_1", "optimizer.step, not scaler.step", lambda: {"amp_step": amp(via_scaler=False)}, "fail", "changed the weights"),
+        Case("ex03_1", "no scaler.update", lambda: {"amp_step": amp(update=False)}, "fail", "since the last update()"),
+        Case("ex03_2", "right", lambda: {"accumulate_step": acc()}, "pass"),
+        Case("ex03_2", "stub", lambda: {"accumulate_step": stub("ex03_2")}, "not_attempted", "NotImplementedError"),
+        Case("ex03_2", "equal weights for unequal chunks", lambda: {"accumulate_step": acc(weight="equal")}, "fail", "share of the batch"),
+        Case("ex03_2", "no weighting (missing scale)", lambda: {"accumulate_step": acc(weight="none")}, "fail", "share of the batch"),
+        Case("ex03_2", "the whole batch at once", lambda: {"accumulate_step": acc(whole=True)}, "fail", "split x and y"),
+        Case("ex03_2", "zero_grad inside the loop", lambda: {"accumulate_step": acc(zero_each=True)}, "fail", "zero_grad() once"),
+        Case("ex03_3", "right", lambda: {"estimate_mfu": mfu}, "pass"),
+        Case("ex03_3", "stub", lambda: {"estimate_mfu": stub("ex03_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex03_3", "no attention term", lambda: {"estimate_mfu": lambda n, l, d, t, tps, peak: 6 * n * tps / peak}, "fail",
+             "attention term"),
+        Case("ex03_3", "a percentage", lambda: {"estimate_mfu": lambda *a: 100 * mfu(*a)}, "fail", "percentage"),
+        Case("ex03_3", "2 FLOPs per parameter", lambda: {"estimate_mfu": lambda n, l, d, t, tps, peak:
+                                                         (2 * n + 12 * l * d * t) * tps / peak}, "fail", "6 FLOPs per parameter"),
+        Case("ex03_4", "right", lambda: {"checkpointed_forward": ckpt_forward}, "pass"),
+        Case("ex03_4", "stub", lambda: {"checkpointed_forward": stub("ex03_4")}, "not_attempted", "NotImplementedError"),
+        Case("ex03_4", "no checkpointing", lambda: {"checkpointed_forward": plain_forward}, "fail", "torch.utils.checkpoint"),
+        Case("ex03_4", "under no_grad", lambda: {"checkpointed_forward": no_grad_forward}, "fail", "torch.no_grad()"),
+        Case("ex03_4", "a block left out (off by one)", lambda: {"checkpointed_forward": skip_last}, "fail", "apply every block"),
+        Case("ex03_5", "right", saving_ns, "pass"),
+        Case("ex03_5", "a percentage", lambda: saving_ns(saving=lambda ns: 100 * ns["saving"]), "fail", "1 - bytes_ckpt / bytes_plain"),
+        Case("ex03_5", "measured after enabling (both checkpointed)", lambda: saving_ns(bytes_plain=lambda ns: ns["bytes_ckpt"]),
+             "fail", "before enabling checkpointing"),
+        Case("ex03_5", "made-up bytes", lambda: saving_ns(bytes_ckpt=lambda ns: ns["bytes_ckpt"] // 2), "fail", "`bytes_ckpt`"),
+        Case("ex03_5", "saving inverted", lambda: saving_ns(saving=lambda ns: ns["bytes_ckpt"] / ns["bytes_plain"]), "fail",
+             "1 - bytes_ckpt"),
+        Case("ex03_6", "right", lambda: scale_ns(lambda k: k), "pass"),
+        Case("ex03_6", "far too large", lambda: scale_ns(lambda k: k + 5), "fail", "smaller"),
+        Case("ex03_6", "far too small", lambda: scale_ns(lambda k: k - 4), "fail", "larger"),
+        Case("ex03_6", "a string", lambda: scale_ns("12"), "fail", "expected a Python int"),
+        Case("ex03_6", "no grad_values", lambda: {"safe_log2_scale": 12}, "fail", "not defined"),
+    ])
+
+
+CASES += _l03()
