@@ -321,3 +321,146 @@ def _l03() -> list[Case]:
 
 
 CASES += _l03()
+
+# --------------------------------------------------------------------------- lesson 04
+
+
+def _l04() -> list[Case]:
+    import torch.nn.functional as F
+    from torch import nn
+
+    from tutorlib.transfer import expected_calibration_error, f1_from_confusion, layerwise_lr_groups
+
+    groups_ref, f1_ref, ece_ref = own(layerwise_lr_groups), own(f1_from_confusion), own(expected_calibration_error)
+
+    def unfreeze(model, k, *, head=True, freeze_first=True, slice_bug=False, ret=True):
+        if freeze_first:
+            for p in model.parameters():
+                p.requires_grad = False
+        layers = model.encoder.encoder.layer
+        top = layers[-k:] if slice_bug else layers[len(layers) - k:]
+        for layer in top:
+            for p in layer.parameters():
+                p.requires_grad = True
+        if head:
+            for p in model.head.parameters():
+                p.requires_grad = True
+        return model if ret else torch.nn.Linear(1, 1)
+
+    def uf(**kw):
+        return lambda model, k: unfreeze(model, k, **kw)
+
+    def llrd_no_decay(model, lr, decay):
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+
+    def llrd_with_frozen(model, lr, decay):
+        return [{"params": list(model.parameters()), "lr": lr}]
+
+    def llrd_off_by_one(model, lr, decay):
+        return [{"params": g["params"], "lr": g["lr"] * decay} for g in groups_ref(model, lr, decay)]
+
+    def combined(s, d, sy, dy, w):
+        return F.cross_entropy(s, sy) + w * F.cross_entropy(d, dy)
+
+    def combined_in_place(s, d, sy, dy, w):
+        with torch.no_grad():
+            d.mul_(1.0)
+            d[0, 0] += 1.0
+        return combined(s, d, sy, dy, w)
+
+    def f1_nan(cm):
+        cm = cm.double()
+        tp = cm.diag()
+        p, r = tp / cm.sum(0), tp / cm.sum(1)
+        return p, r, 2 * p * r / (p + r)
+
+    def f1_swapped(cm):
+        p, r, f = f1_ref(cm)
+        return r, p, f
+
+    def f1_pair(cm):
+        return f1_ref(cm)[:2]
+
+    def ece_unbinned(p, t, n):
+        return float((p.max(1).values - (p.argmax(1) == t).float()).abs().mean())
+
+    def ece_unweighted(p, t, n):
+        conf, pred = p.max(1)
+        acc = (pred == t).float()
+        edges = torch.linspace(0, 1, n + 1)
+        gaps = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (conf > lo) & (conf <= hi)
+            if m.any():
+                gaps.append((acc[m].mean() - conf[m].mean()).abs())
+        return float(torch.stack(gaps).mean())
+
+    def probe_ns(**override):
+        g = torch.Generator().manual_seed(0)
+        y = torch.arange(40) % 2
+        emb = torch.randn(40, 8, generator=g)
+        emb[:, 0] = torch.where(y == 1, emb[:, 0].abs() + 0.1, -emb[:, 0].abs() - 0.1)
+        probe = nn.Linear(8, 2)
+        with torch.no_grad():
+            probe.weight.zero_()
+            probe.bias.zero_()
+            probe.weight[1, 0] = 5.0
+            probe.weight[0, 1] = 0.3
+        acc = (probe(emb).argmax(1) == y).float().mean().item()
+        ns = {"probe": probe, "test_emb": emb, "test_y": y, "probe_accuracy": acc}
+        for k, v in override.items():
+            ns[k] = v(ns) if callable(v) and k != "probe" else v
+        return ns
+
+    weak = nn.Linear(8, 2)
+    with torch.no_grad():
+        weak.weight.zero_()
+        weak.bias.copy_(torch.tensor([1.0, 0.0]))
+
+    rows = [{"group": "hotel", "n": 3, "accuracy": 0.9}, {"group": "book", "n": 3, "accuracy": 0.5},
+            {"group": "dvd", "n": 3, "accuracy": 0.7}]
+    return lesson("04", [
+        Case("ex04_1", "right", lambda: {"unfreeze_top": uf()}, "pass"),
+        Case("ex04_1", "stub", lambda: {"unfreeze_top": stub("ex04_1")}, "not_attempted", "NotImplementedError"),
+        Case("ex04_1", "head left frozen", lambda: {"unfreeze_top": uf(head=False)}, "fail", "the head always trains"),
+        Case("ex04_1", "only adds (no freeze first)", lambda: {"unfreeze_top": uf(freeze_first=False)}, "fail", "first freeze all"),
+        Case("ex04_1", "layers[-k:] with k = 0", lambda: {"unfreeze_top": uf(slice_bug=True)}, "fail", "with k=0"),
+        Case("ex04_1", "returns a new model", lambda: {"unfreeze_top": uf(ret=False)}, "fail", "in place"),
+        Case("ex04_2", "right", lambda: {"llrd_groups": lambda m, lr, d: [dict(g) for g in groups_ref(m, lr, d)]}, "pass"),
+        Case("ex04_2", "stub", lambda: {"llrd_groups": stub("ex04_2")}, "not_attempted", "NotImplementedError"),
+        Case("ex04_2", "no decay", lambda: {"llrd_groups": llrd_no_decay}, "fail", "expected"),
+        Case("ex04_2", "frozen parameters included", lambda: {"llrd_groups": llrd_with_frozen}, "fail", "frozen"),
+        Case("ex04_2", "depth off by one", lambda: {"llrd_groups": llrd_off_by_one}, "fail", "decay^(L − i)"),
+        Case("ex04_2", "a dict, not a list", lambda: {"llrd_groups": lambda m, lr, d: {"lr": lr}}, "fail", "list of dicts"),
+        Case("ex04_3", "right", lambda: {"combined_loss": combined}, "pass"),
+        Case("ex04_3", "stub", lambda: {"combined_loss": stub("ex04_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex04_3", "loss.item()", lambda: {"combined_loss": lambda *a: combined(*a).item()}, "fail", "expected a torch.Tensor"),
+        Case("ex04_3", "weight ignored", lambda: {"combined_loss": lambda s, d, sy, dy, w: F.cross_entropy(s, sy) + F.cross_entropy(d, dy)},
+             "fail", "domain_weight"),
+        Case("ex04_3", "weight on the wrong loss", lambda: {"combined_loss": lambda s, d, sy, dy, w:
+                                                            w * F.cross_entropy(s, sy) + F.cross_entropy(d, dy)}, "fail", "domain_weight"),
+        Case("ex04_3", "logits changed in place", lambda: {"combined_loss": combined_in_place}, "fail", "in place"),
+        Case("ex04_4", "right", lambda: {"f1_from_cm": lambda cm: tuple(t.float() for t in f1_ref(cm))}, "pass"),
+        Case("ex04_4", "stub", lambda: {"f1_from_cm": stub("ex04_4")}, "not_attempted", "NotImplementedError"),
+        Case("ex04_4", "NaN for empty classes", lambda: {"f1_from_cm": f1_nan}, "fail", "NaN"),
+        Case("ex04_4", "rows and columns swapped", lambda: {"f1_from_cm": f1_swapped}, "fail", "precision = cm[c, c] / cm[:, c].sum()"),
+        Case("ex04_4", "two tensors", lambda: {"f1_from_cm": f1_pair}, "fail", "three tensors"),
+        Case("ex04_5", "right", lambda: {"ece": ece_ref}, "pass"),
+        Case("ex04_5", "stub", lambda: {"ece": stub("ex04_5")}, "not_attempted", "NotImplementedError"),
+        Case("ex04_5", "no bins", lambda: {"ece": ece_unbinned}, "fail", "non-empty bins"),
+        Case("ex04_5", "bins not weighted by count", lambda: {"ece": ece_unweighted}, "fail", "count / N"),
+        Case("ex04_5", "a tensor", lambda: {"ece": lambda p, t, n: torch.tensor(ece_ref(p, t, n))}, "fail", "Python float"),
+        Case("ex04_6", "right", probe_ns, "pass"),
+        Case("ex04_6", "a percentage", lambda: probe_ns(probe_accuracy=lambda ns: 100 * ns["probe_accuracy"]), "fail", "fraction"),
+        Case("ex04_6", "made-up accuracy", lambda: probe_ns(probe_accuracy=0.97), "fail", "`probe_accuracy`"),
+        Case("ex04_6", "untrained probe", lambda: probe_ns(probe=weak, probe_accuracy=0.5), "fail", "train it for more epochs"),
+        Case("ex04_6", "a Sequential, not the Linear", lambda: probe_ns(probe=nn.Sequential(nn.Linear(8, 2))), "fail", "nn.Linear"),
+        Case("ex04_7", "right", lambda: {"domain_rows": rows, "worst_domain": "book"}, "pass"),
+        Case("ex04_7", "the best domain", lambda: {"domain_rows": rows, "worst_domain": "hotel"}, "fail", "shortest bar"),
+        Case("ex04_7", "the middle one", lambda: {"domain_rows": rows, "worst_domain": "dvd"}, "fail", "shortest bar"),
+        Case("ex04_7", "misspelt", lambda: {"domain_rows": rows, "worst_domain": "Book"}, "fail", "not one of the domains"),
+        Case("ex04_7", "its accuracy, not its name", lambda: {"domain_rows": rows, "worst_domain": 0.5}, "fail", "a string"),
+    ])
+
+
+CASES += _l04()
