@@ -464,3 +464,170 @@ def _l04() -> list[Case]:
 
 
 CASES += _l04()
+
+# --------------------------------------------------------------------------- lesson 05
+
+
+def _l05() -> list[Case]:
+    import copy
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    from tutorlib.compress import (dequantize, distillation_loss, global_magnitude_masks, magnitude_mask, make_permanent,
+                                   prune_magnitude, quantize, remove_neurons, smallest_above)
+
+    qz, dq, gmm, rn, dl, sa = (own(quantize), own(dequantize), own(global_magnitude_masks), own(remove_neurons),
+                               own(distillation_loss), own(smallest_above))
+
+    def q_ns(q=None, d=None):
+        return {"quantize_int8": q or qz, "dequantize_int8": d or dq}
+
+    def q_floor(x, scale, zp):
+        return torch.clamp(torch.floor(x / scale) + zp, -128, 127).to(torch.int8)
+
+    def q_unclamped(x, scale, zp):
+        return (torch.round(x / scale) + zp).to(torch.int8)
+
+    def q_times(x, scale, zp):
+        return torch.clamp(torch.round(x * scale) + zp, -128, 127).to(torch.int8)
+
+    def dq_order(q, scale, zp):
+        return q.float() * scale - zp
+
+    def prune_layerwise(weights, sparsity):
+        return [own(magnitude_mask)(w, sparsity) for w in weights]
+
+    def prune_largest(weights, sparsity):
+        return [1 - m for m in gmm(weights, 1 - sparsity)]
+
+    def prune_signed(weights, sparsity):
+        flat = torch.cat([w.flatten() for w in weights])
+        k = round(sparsity * flat.numel())
+        if k == 0:
+            return [torch.ones_like(w) for w in weights]
+        thr = flat.kthvalue(k).values
+        return [(w > thr).float() for w in weights]
+
+    def rn_cols(fc1, fc2, keep):
+        a, b = rn(fc1, fc2, keep)
+        with torch.no_grad():
+            b.weight.copy_(fc2.weight[:, keep].flip(1))
+        return a, b
+
+    def rn_no_bias(fc1, fc2, keep):
+        a = nn.Linear(fc1.in_features, len(keep), bias=False)
+        b = nn.Linear(len(keep), fc2.out_features, bias=False)
+        with torch.no_grad():
+            a.weight.copy_(fc1.weight[keep])
+            b.weight.copy_(fc2.weight[:, keep])
+        return a, b
+
+    def rn_masked(fc1, fc2, keep):
+        a, b = copy.deepcopy(fc1), copy.deepcopy(fc2)
+        drop = [i for i in range(fc1.out_features) if i not in keep.tolist()]
+        with torch.no_grad():
+            a.weight[drop] = 0
+            a.bias[drop] = 0
+        return a, b
+
+    def kd(s, t, y, T, alpha, *, t2=True, flip=False, swap_alpha=False, mean=False):
+        p_t, log_s = torch.softmax(t / T, -1), torch.log_softmax(s / T, -1)
+        if flip:
+            soft = (torch.softmax(s / T, -1) * (log_s - torch.log(p_t))).sum(-1).mean()
+        else:
+            soft = F.kl_div(log_s, p_t, reduction="mean" if mean else "batchmean")
+        a = (1 - alpha) if swap_alpha else alpha
+        return a * (T * T if t2 else 1) * soft + (1 - a) * F.cross_entropy(s, y)
+
+    def kdf(**kw):
+        return lambda s, t, y, T, alpha: kd(s, t, y, T, alpha, **kw)
+
+    def sa_strict(points, bar):
+        ok = [p for p in points if p["accuracy"] > bar]
+        return min(ok, key=lambda p: p["bytes"])["name"] if ok else None
+
+    def sa_most_accurate(points, bar):
+        ok = [p for p in points if p["accuracy"] >= bar]
+        return max(ok, key=lambda p: p["accuracy"])["name"] if ok else None
+
+    def sa_ignores_bar(points, bar):
+        return min(points, key=lambda p: p["bytes"])["name"]
+
+    def sweep_ns(kind: str = "right"):
+        from tutorlib.data import load_digits
+        from tutorlib.models import SmallCNN
+
+        torch.manual_seed(0)
+        cnn = SmallCNN(width=8)
+        val = load_digits("train" if kind == "train split" else "val")
+        x, y = val.tensors
+        sweep = {}
+        for s in (0.0, 0.3, 0.5, 0.7, 0.9):
+            m = copy.deepcopy(cnn).eval()
+            if s > 0:
+                prune_magnitude(m, s, scope="global")
+                make_permanent(m)
+            with torch.no_grad():
+                sweep[s] = (m(x).argmax(1) == y).float().mean().item()
+        if kind == "made up":
+            sweep = {s: round(1.0 - 0.1 * s, 3) for s in sweep}
+        if kind == "percent":
+            sweep = {s: 100 * v for s, v in sweep.items()}
+        dense = sweep[0.0]
+        safe = max(s for s in sweep if sweep[s] >= dense - 0.01)
+        if kind == "largest":
+            safe = max(sweep)
+        return {"cnn": cnn, "sweep": sweep, "max_safe_sparsity": safe}
+
+    class M:
+        def __init__(self, name, b, a):
+            self.name, self.bytes, self.accuracy = name, b, a
+
+    variants = [M("dense", 100, 0.95), M("int8", 30, 0.94), M("pruned", 60, 0.93), M("student", 20, 0.80), M("tiny", 25, 0.70)]
+    return lesson("05", [
+        Case("ex05_1", "right", q_ns, "pass"),
+        Case("ex05_1", "stub", lambda: q_ns(q=stub("ex05_1")), "not_attempted", "NotImplementedError"),
+        Case("ex05_1", "floor instead of round", lambda: q_ns(q=q_floor), "fail", "rounded down"),
+        Case("ex05_1", "no clamp (wraps around)", lambda: q_ns(q=q_unclamped), "fail", "clamp to [-128, 127]"),
+        Case("ex05_1", "multiplies by the scale", lambda: q_ns(q=q_times), "fail", "DIVIDES"),
+        Case("ex05_1", "zero point after the scale", lambda: q_ns(d=dq_order), "fail", "BEFORE multiplying"),
+        Case("ex05_2", "right", lambda: {"global_magnitude_prune": gmm}, "pass"),
+        Case("ex05_2", "stub", lambda: {"global_magnitude_prune": stub("ex05_2")}, "not_attempted", "NotImplementedError"),
+        Case("ex05_2", "per layer (wrong reduction)", lambda: {"global_magnitude_prune": prune_layerwise}, "fail", "ONE threshold"),
+        Case("ex05_2", "prunes the largest", lambda: {"global_magnitude_prune": prune_largest}, "fail", "LARGEST"),
+        Case("ex05_2", "ranks by w, not |w|", lambda: {"global_magnitude_prune": prune_signed}, "fail", "w.abs()"),
+        Case("ex05_2", "a single mask", lambda: {"global_magnitude_prune": lambda w, s: torch.ones(3)}, "fail", "one mask per"),
+        Case("ex05_3", "right", lambda: {"remove_neurons": rn}, "pass"),
+        Case("ex05_3", "stub", lambda: {"remove_neurons": stub("ex05_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex05_3", "columns in the wrong order", lambda: {"remove_neurons": rn_cols}, "fail", "kept COLUMNS"),
+        Case("ex05_3", "biases dropped", lambda: {"remove_neurons": rn_no_bias}, "fail", "no bias"),
+        Case("ex05_3", "masked, not removed", lambda: {"remove_neurons": rn_masked}, "fail", "expected 6 → 4"),
+        Case("ex05_3", "returns the old layers", lambda: {"remove_neurons": lambda a, b, k: (a, b)}, "fail", "expected 6 → 4"),
+        Case("ex05_4", "right", lambda: {"distillation_loss": dl}, "pass"),
+        Case("ex05_4", "stub", lambda: {"distillation_loss": stub("ex05_4")}, "not_attempted", "NotImplementedError"),
+        Case("ex05_4", "no T² (missing scale)", lambda: {"distillation_loss": kdf(t2=False)}, "fail", "T²"),
+        Case("ex05_4", "KL the wrong way", lambda: {"distillation_loss": kdf(flip=True)}, "fail", "other way"),
+        Case("ex05_4", "alpha on the hard term", lambda: {"distillation_loss": kdf(swap_alpha=True)}, "fail", "alpha weighs the SOFT"),
+        Case("ex05_4", "mean over elements (wrong reduction)", lambda: {"distillation_loss": kdf(mean=True)}, "fail", "batchmean"),
+        Case("ex05_4", "loss.item()", lambda: {"distillation_loss": lambda *a: dl(*a).item()}, "fail", "Python number"),
+        Case("ex05_5", "right", lambda: {"smallest_above": sa}, "pass"),
+        Case("ex05_5", "stub", lambda: {"smallest_above": stub("ex05_5")}, "not_attempted", "NotImplementedError"),
+        Case("ex05_5", "> instead of >= (off by one)", lambda: {"smallest_above": sa_strict}, "fail", "expected"),
+        Case("ex05_5", "most accurate, not smallest", lambda: {"smallest_above": sa_most_accurate}, "fail", "smaller"),
+        Case("ex05_5", "bar ignored", lambda: {"smallest_above": sa_ignores_bar}, "fail", "expected"),
+        Case("ex05_6", "right", sweep_ns, "pass"),
+        Case("ex05_6", "made-up sweep", lambda: sweep_ns("made up"), "fail", "prune a fresh COPY"),
+        Case("ex05_6", "percentages", lambda: sweep_ns("percent"), "fail", "not percent"),
+        Case("ex05_6", "max sparsity, not max safe", lambda: sweep_ns("largest"), "fail", "dense − 0.01"),
+        Case("ex05_6", "measured on the training split", lambda: sweep_ns("train split"), "fail", "validation split"),
+        Case("ex05_7", "right", lambda: {"variants": variants, "on_front": ["student", "int8", "dense"]}, "pass"),
+        Case("ex05_7", "a dominated variant added", lambda: {"variants": variants, "on_front": ["student", "int8", "pruned", "dense"]},
+             "fail", "'pruned' is not on the front"),
+        Case("ex05_7", "one missing", lambda: {"variants": variants, "on_front": ["student", "int8"]}, "fail", "on the front too"),
+        Case("ex05_7", "made-up name", lambda: {"variants": variants, "on_front": ["student", "int4"]}, "fail", "not variant names"),
+        Case("ex05_7", "the smallest only (one axis)", lambda: {"variants": variants, "on_front": ["student"]}, "fail", "on the front too"),
+    ])
+
+
+CASES += _l05()
