@@ -631,3 +631,136 @@ def _l05() -> list[Case]:
 
 
 CASES += _l05()
+
+# --------------------------------------------------------------------------- lesson 07
+
+
+def _l07() -> list[Case]:
+    from functools import lru_cache, partial
+
+    import torch.nn.functional as F
+
+    from tutorlib import multimodal as mm
+
+    own_recall = own(mm.recall_at_k)
+
+    def clip_loss(i, t, s, *, norm=True, both=True, exp=True, halve=True):
+        if norm:
+            i, t = F.normalize(i, dim=-1), F.normalize(t, dim=-1)
+        logits = (s.exp() if exp else s) * i @ t.T
+        y = torch.arange(len(logits), device=logits.device)
+        if not both:
+            return F.cross_entropy(logits, y)
+        total = F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)
+        return total / 2 if halve else total
+
+    def cl(**kw):
+        return lambda i, t, s: clip_loss(i, t, s, **kw)
+
+    def clip_step(trainer, batch, *, one_way=False, detach=False):
+        out = trainer.model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = out.logits_per_image
+        y = torch.arange(len(logits), device=logits.device)
+        loss = F.cross_entropy(logits, y) if one_way else (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)) / 2
+        return {"loss": loss.detach() if detach else loss}
+
+    def cs(**kw):
+        return lambda trainer, batch: clip_step(trainer, batch, **kw)
+
+    def fixed_scale_step(trainer, batch):
+        out = trainer.model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        img, txt = out.image_embeds, out.text_embeds
+        return {"loss": clip_loss(img, txt, torch.tensor(math.log(1 / 0.07), device=img.device))}
+
+    def ens(enc, classes, templates, *, pre=True, post=True, mixed=False):
+        prompts = [t.format(c) for t in templates for c in classes] if mixed else [t.format(c) for c in classes for t in templates]
+        emb = enc(prompts).float()
+        if pre:
+            emb = F.normalize(emb, dim=-1)
+        mean = emb.reshape(len(classes), len(templates), -1).mean(1)
+        return F.normalize(mean, dim=-1) if post else mean
+
+    def ew(**kw):
+        return lambda enc, classes, templates: ens(enc, classes, templates, **kw)
+
+    def recall(sim, pos, k):
+        return pos.gather(1, sim.topk(k, dim=1).indices).any(dim=1).float().mean().item()
+
+    def precision(sim, pos, k):
+        return pos.gather(1, sim.topk(k, dim=1).indices).float().mean().item()
+
+    def diagonal(sim, pos, k):
+        return own_recall(sim, k, torch.eye(*sim.shape, dtype=torch.bool))
+
+    def columns(sim, pos, k):
+        return pos.gather(1, sim.topk(k + 1, dim=1).indices).any(dim=1).float().mean().item()
+
+    @lru_cache(maxsize=1)
+    def experiment():
+        from tutorlib.data import ShapesDataset
+
+        tok = mm.build_caption_tokenizer()
+        model = mm.build_clip(tok, width=32, layers=1, heads=2, patch_size=8, seed=3)
+        ds = ShapesDataset(40, seed=3, only=mm.HELD_OUT_PAIRS)
+        img, _, _ = mm.embed_pairs(model, tok, ds)
+        ns = {"model": model, "tokenizer": tok, "heldout_img_emb": img, "heldout_labels": mm.shape_labels(ds)}
+        enc = partial(mm.encode_texts, model, tok)
+        single = mm.zero_shot_accuracy(img, ns["heldout_labels"], mm.zero_shot_weights(enc, mm.SHAPE_CLASSNAMES, mm.SHAPE_TEMPLATES[:1]))
+        ensemble = mm.zero_shot_accuracy(img, ns["heldout_labels"], mm.zero_shot_weights(enc, mm.SHAPE_CLASSNAMES, mm.SHAPE_TEMPLATES))
+        from tutorlib.grading.checks.ex07 import reference_heldout_confusion
+
+        table = reference_heldout_confusion(model, tok, img, ns["heldout_labels"], mm.held_out_classnames())
+        return ns, single, ensemble, table
+
+    def exp_ns(single_delta=0.0, ens_delta=0.0, gain=None, scale=1.0):
+        ns, single, ensemble, _ = experiment()
+        s, e = (single + single_delta) * scale, (ensemble + ens_delta) * scale
+        return dict(ns, single_acc=s, ensemble_acc=e, ensemble_gain=(e - s) if gain is None else gain)
+
+    def conf_ns(which="worst", mistaken="top"):
+        ns, _, _, table = experiment()
+        order = sorted(table, key=lambda k: table[k]["accuracy"])
+        worst = {"worst": order[0], "best": order[-1], "made up": "pink circle"}[which]
+        m = table[order[0]]["mistakes"]
+        top = m.most_common(1)[0][0] if m else None
+        rare = min(m, key=m.get) if m and len(set(m.values())) > 1 else "blue star"
+        return dict(ns, worst_class=worst, mistaken_for={"top": top, "rare": rare, "self": order[0]}[mistaken])
+
+    return lesson("07", [
+        Case("ex07_1", "right", lambda: {"clip_loss": cl()}, "pass"),
+        Case("ex07_1", "stub", lambda: {"clip_loss": stub("ex07_1")}, "not_attempted", "NotImplementedError"),
+        Case("ex07_1", "not normalised", lambda: {"clip_loss": cl(norm=False)}, "fail", "L2-normalise"),
+        Case("ex07_1", "one direction only", lambda: {"clip_loss": cl(both=False)}, "fail", "symmetric"),
+        Case("ex07_1", "logit_scale without exp (missing scale)", lambda: {"clip_loss": cl(exp=False)}, "fail", "logit_scale.exp()"),
+        Case("ex07_1", "sum of the directions", lambda: {"clip_loss": cl(halve=False)}, "fail", "divide their sum by 2"),
+        Case("ex07_1", "loss.item()", lambda: {"clip_loss": lambda i, t, s: clip_loss(i, t, s).item()}, "fail", "expected a torch.Tensor"),
+        Case("ex07_2", "right", lambda: {"clip_step": cs()}, "pass"),
+        Case("ex07_2", "stub", lambda: {"clip_step": stub("ex07_2")}, "not_attempted", "NotImplementedError"),
+        Case("ex07_2", "one direction only", lambda: {"clip_step": cs(one_way=True)}, "fail", "image→text half"),
+        Case("ex07_2", "detached loss", lambda: {"clip_step": cs(detach=True)}, "fail", "grad_fn is None"),
+        Case("ex07_2", "a fixed temperature", lambda: {"clip_step": fixed_scale_step}, "fail", "logits_per_image"),
+        Case("ex07_2", "the bare loss, no dict", lambda: {"clip_step": lambda tr, b: clip_step(tr, b)["loss"]}, "fail", "{'loss': loss}"),
+        Case("ex07_3", "right", lambda: {"ensemble_weights": ew()}, "pass"),
+        Case("ex07_3", "stub", lambda: {"ensemble_weights": stub("ex07_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex07_3", "no normalisation before the mean", lambda: {"ensemble_weights": ew(pre=False)}, "fail", "before averaging"),
+        Case("ex07_3", "no normalisation after the mean", lambda: {"ensemble_weights": ew(post=False)}, "fail", "expected 1"),
+        Case("ex07_3", "prompts of classes mixed", lambda: {"ensemble_weights": ew(mixed=True)}, "fail", "class by class"),
+        Case("ex07_4", "right", lambda: {"recall_at_k": recall}, "pass"),
+        Case("ex07_4", "stub", lambda: {"recall_at_k": stub("ex07_4")}, "not_attempted", "NotImplementedError"),
+        Case("ex07_4", "precision@k", lambda: {"recall_at_k": precision}, "fail", "precision@k"),
+        Case("ex07_4", "only the diagonal", lambda: {"recall_at_k": diagonal}, "fail", "use the positives matrix"),
+        Case("ex07_4", "k + 1 items (off by one)", lambda: {"recall_at_k": columns}, "fail", "top k + 1"),
+        Case("ex07_4", "a tensor", lambda: {"recall_at_k": lambda s, p, k: torch.tensor(recall(s, p, k))}, "fail", "call .item()"),
+        Case("ex07_5", "right", exp_ns, "pass"),
+        Case("ex07_5", "made-up ensemble accuracy", lambda: exp_ns(ens_delta=0.1), "fail", "`ensemble_acc`"),
+        Case("ex07_5", "made-up single accuracy", lambda: exp_ns(single_delta=-0.05), "fail", "`single_acc`"),
+        Case("ex07_5", "gain the wrong way round", lambda: exp_ns(gain=-1.0), "fail", "ensemble_acc - single_acc"),
+        Case("ex07_5", "nothing measured", lambda: experiment()[0], "fail", "is not defined"),
+        Case("ex07_6", "right", conf_ns, "pass"),
+        Case("ex07_6", "a made-up class", lambda: conf_ns("made up"), "fail", "expected one of the held-out class names"),
+        Case("ex07_6", "the class itself as its mistake", lambda: conf_ns(mistaken="self"), "fail", "mistaken_for"),
+        Case("ex07_6", "a rare mistake", lambda: conf_ns(mistaken="rare"), "fail", "most often predicted"),
+    ])
+
+
+CASES += _l07()
