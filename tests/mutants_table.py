@@ -764,3 +764,165 @@ def _l07() -> list[Case]:
 
 
 CASES += _l07()
+
+# --------------------------------------------------------------------------- lesson 09
+
+
+def _l09() -> list[Case]:
+    import itertools
+    from math import factorial
+
+    import numpy as np
+
+    from tutorlib.explain.attribution import Attribution
+    from tutorlib.explain.faithfulness import DeletionCurve
+    from tutorlib.explain.gradients import integrated_gradients
+    from tutorlib.explain.surrogate import fit_local_surrogate, lime_kernel
+    from tutorlib.explain.tabular import LimeStability
+    from tutorlib.explain.text import attention_rollout
+
+    def shapley(f, x, baseline, *, weights=True, loo=False):
+        d = len(x)
+        phi = np.zeros(d)
+        for i in range(d):
+            if loo:
+                phi[i] = f(x[None])[0] - f(np.where(np.arange(d) == i, baseline, x)[None])[0]
+                continue
+            others = [j for j in range(d) if j != i]
+            for r in range(d):
+                for S in itertools.combinations(others, r):
+                    z = baseline.copy()
+                    z[list(S)] = x[list(S)]
+                    zi = z.copy()
+                    zi[i] = x[i]
+                    w = factorial(r) * factorial(d - r - 1) / factorial(d) if weights else 1 / 2 ** (d - 1)
+                    phi[i] += w * (f(zi[None])[0] - f(z[None])[0])
+        return phi
+
+    def sv(**kw):
+        return lambda f, x, b: shapley(f, x, b, **kw)
+
+    kernel, fit = own(lime_kernel), own(fit_local_surrogate)
+
+    def lime_ns(k=None, f=None):
+        return {"lime_kernel": k or kernel, "fit_local_surrogate": f or fit}
+
+    def fit_unweighted(Z, y, w, alpha):
+        return fit(Z, y, np.ones_like(w), alpha)
+
+    def fit_list(Z, y, w, alpha):
+        b, c = fit(Z, y, w, alpha)
+        return [b, c]
+
+    ig_ref = own(integrated_gradients)
+
+    def ig(method="riemann_middle"):
+        return lambda f, x, b, steps: ig_ref(f, x, b, steps=steps, method=method)[0]
+
+    def grad_x_input(f, x, b, steps):
+        xg = x.clone().requires_grad_(True)
+        return torch.autograd.grad(f(xg).sum(), xg)[0] * (x - b)
+
+    def ig_no_scale(f, x, b, steps):
+        return ig_ref(f, x, b, steps=steps, method="riemann_middle")[0] / (x - b)
+
+    def curve(prob_fn, ids, order, *, rev=False, skip0=False):
+        order = order[::-1] if rev else order
+        probs = []
+        for k in range(0 if not skip0 else 1, len(ids) + 1):
+            gone = set(order[:k])
+            probs.append(prob_fn([[t for p, t in enumerate(ids) if p not in gone]])[0])
+        return np.array(probs)
+
+    def auc(probs):
+        return float(np.trapezoid(probs, np.linspace(0, 1, len(probs))))
+
+    def del_ns(c=None, a=None):
+        return {"deletion_curve": c or curve, "curve_auc": a or auc}
+
+    roll = own(attention_rollout)
+
+    def roll_plain(att):
+        r = torch.eye(att.shape[-1])
+        for layer in att.mean(1):
+            r = layer @ r
+        return r
+
+    def roll_reversed(att):
+        eye = torch.eye(att.shape[-1])
+        r = eye
+        for layer in att.mean(1):
+            a = 0.5 * layer + 0.5 * eye
+            r = r @ (a / a.sum(-1, keepdim=True))
+        return r
+
+    def roll_max_heads(att):
+        eye = torch.eye(att.shape[-1])
+        r = eye
+        for layer in att.max(1).values:
+            a = 0.5 * layer + 0.5 * eye
+            r = (a / a.sum(-1, keepdim=True)) @ r
+        return r
+
+    spear = np.array([[0.5, 0.6, 0.7], [0.8, 0.9, 0.85], [0.3, 0.4, 0.45]])
+    stab = LimeStability([0.5, 1.0, 3.0], [100, 500, 2000], [0, 1, 2], np.zeros((3, 3, 3, 2)), spear, spear, 2, ["a", "b"])
+
+    def stab_ns(setting=(1.0, 500), noisy=3.0):
+        return {"stability": stab, "most_stable_setting": setting, "noisiest_width": noisy}
+
+    def disagree_ns(rho_shift=0.0, text_pick="lowest", answer="ig", pred_shift=0.0):
+        texts = ["a fine film", "not bad at all", "dull and slow"]
+        a_ig = Attribution(["not", "bad", "at", "all"], [0.1, 0.8, -0.2, 0.3], "ig", 1, 0.9, text="not bad at all")
+        a_att = Attribution(["not", "bad", "at", "all"], [0.5, 0.1, 0.4, 0.05], "attention", 1, 0.9, text="not bad at all")
+        from tutorlib.explain.agreement import spearman
+
+        rho = {"a fine film": 0.8, "not bad at all": spearman(a_ig, a_att) + rho_shift, "dull and slow": 0.5}
+        fr = np.linspace(0, 1, 5)
+        curves = {"ig": DeletionCurve(fr, np.array([0.9 + pred_shift, 0.3, 0.2, 0.1, 0.1]), "ig"),
+                  "attention": DeletionCurve(fr, np.array([0.9 + pred_shift, 0.8, 0.6, 0.3, 0.1]), "attention")}
+        text = {"lowest": "not bad at all", "highest": "a fine film"}[text_pick]
+        return {"candidates": texts, "rho_by_text": rho, "disagree_text": text, "disagree_attrs": {"ig": a_ig, "attention": a_att},
+                "curves": curves, "more_faithful": answer}
+
+    return lesson("09", [
+        Case("ex09_1", "right", lambda: {"shapley_values": sv()}, "pass"),
+        Case("ex09_1", "stub", lambda: {"shapley_values": stub("ex09_1")}, "not_attempted", "NotImplementedError"),
+        Case("ex09_1", "leave-one-out", lambda: {"shapley_values": sv(loo=True)}, "fail", "leave-one-out"),
+        Case("ex09_1", "equal coalition weights", lambda: {"shapley_values": sv(weights=False)}, "fail", "|S|!(d−|S|−1)!/d!"),
+        Case("ex09_1", "a list of the wrong length", lambda: {"shapley_values": lambda f, x, b: [0.0]}, "fail", "has shape"),
+        Case("ex09_2", "right", lime_ns, "pass"),
+        Case("ex09_2", "stub", lambda: lime_ns(k=stub("ex09_2")), "not_attempted", "NotImplementedError"),
+        Case("ex09_2", "no square root", lambda: lime_ns(k=lambda d, w: np.exp(-d ** 2 / w ** 2)), "fail", "square root"),
+        Case("ex09_2", "distance not squared", lambda: lime_ns(k=lambda d, w: np.exp(-d / w)), "fail", "square the distance"),
+        Case("ex09_2", "weights ignored", lambda: lime_ns(f=fit_unweighted), "fail", "ignores the weights"),
+        Case("ex09_2", "a list, not a tuple", lambda: lime_ns(f=fit_list), "fail", "tuple (intercept, coef)"),
+        Case("ex09_3", "right", lambda: {"integrated_gradients": ig()}, "pass"),
+        Case("ex09_3", "stub", lambda: {"integrated_gradients": stub("ex09_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex09_3", "left Riemann sum (off by one)", lambda: {"integrated_gradients": ig("riemann_left")}, "fail", "midpoints"),
+        Case("ex09_3", "gradient × input", lambda: {"integrated_gradients": grad_x_input}, "fail", "gradient × input"),
+        Case("ex09_3", "not multiplied by x − baseline", lambda: {"integrated_gradients": ig_no_scale}, "fail", "(x − baseline)"),
+        Case("ex09_4", "right", del_ns, "pass"),
+        Case("ex09_4", "stub", lambda: del_ns(c=stub("ex09_4")), "not_attempted", "NotImplementedError"),
+        Case("ex09_4", "k = 0 left out (off by one)", lambda: del_ns(c=lambda p, i, o: curve(p, i, o, skip0=True)), "fail", "include k = 0"),
+        Case("ex09_4", "removes from the end of order", lambda: del_ns(c=lambda p, i, o: curve(p, i, o, rev=True)), "fail", "order[0]"),
+        Case("ex09_4", "the mean, not the area", lambda: del_ns(a=lambda p: float(np.mean(p))), "fail", "trapezoid"),
+        Case("ex09_4", "x from 0 to n (missing scale)", lambda: del_ns(a=lambda p: float(np.trapezoid(p))), "fail", "from 0 to 1"),
+        Case("ex09_5", "right", lambda: {"rollout": roll}, "pass"),
+        Case("ex09_5", "stub", lambda: {"rollout": stub("ex09_5")}, "not_attempted", "NotImplementedError"),
+        Case("ex09_5", "no residual identity", lambda: {"rollout": roll_plain}, "fail", "identity"),
+        Case("ex09_5", "multiplied in the wrong order", lambda: {"rollout": roll_reversed}, "fail", "other order"),
+        Case("ex09_5", "max over heads (wrong reduction)", lambda: {"rollout": roll_max_heads}, "fail", "rollout(att)"),
+        Case("ex09_6", "right", stab_ns, "pass"),
+        Case("ex09_6", "a less stable setting", lambda: stab_ns(setting=(1.0, 2000)), "fail", "highest point"),
+        Case("ex09_6", "a setting not run", lambda: stab_ns(setting=(2.0, 500)), "fail", "not a setting you ran"),
+        Case("ex09_6", "the most stable width as noisiest", lambda: stab_ns(noisy=1.0), "fail", "lowest curve"),
+        Case("ex09_6", "a list, not a tuple", lambda: stab_ns(setting=[1.0, 500]), "fail", "must be a tuple"),
+        Case("ex09_7", "right", disagree_ns, "pass"),
+        Case("ex09_7", "made-up ρ", lambda: disagree_ns(rho_shift=-0.5), "fail", "spearman(ig, attention)"),
+        Case("ex09_7", "the most agreeing sentence", lambda: disagree_ns(text_pick="highest"), "fail", "lowest ρ"),
+        Case("ex09_7", "the less faithful method", lambda: disagree_ns(answer="attention"), "fail", "lower area"),
+        Case("ex09_7", "curves from another model", lambda: disagree_ns(pred_shift=-0.2), "fail", "same model and sentence"),
+    ])
+
+
+CASES += _l09()
