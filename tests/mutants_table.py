@@ -926,3 +926,186 @@ def _l09() -> list[Case]:
 
 
 CASES += _l09()
+
+# --------------------------------------------------------------------------- lesson 06
+
+
+def _l06() -> list[Case]:
+    from functools import lru_cache
+
+    from torch import nn
+
+    class LoRA(nn.Module):
+        def __init__(self, base, r=8, alpha=16.0):
+            super().__init__()
+            self.base = base
+            self.base.requires_grad_(False)
+            self.lora_A = nn.Linear(base.in_features, r, bias=False)
+            self.lora_B = nn.Linear(r, base.out_features, bias=False)
+            nn.init.zeros_(self.lora_B.weight)
+            self.scaling = alpha / r
+
+        def forward(self, x):
+            return self.base(x) + self.scaling * self.lora_B(self.lora_A(x))
+
+    class NoScaling(LoRA):
+        def forward(self, x):
+            return self.base(x) + self.lora_B(self.lora_A(x))
+
+    class OnlyUpdate(LoRA):
+        def forward(self, x):
+            return self.scaling * self.lora_B(self.lora_A(x))
+
+    class Detached(LoRA):
+        def forward(self, x):
+            return self.base(x) + self.scaling * self.lora_B(self.lora_A(x)).detach()
+
+    class Unfrozen(LoRA):
+        def __init__(self, base, r=8, alpha=16.0):
+            super().__init__(base, r, alpha)
+            self.base.requires_grad_(True)
+
+    class Stub(LoRA):
+        def forward(self, x):
+            raise NotImplementedError("ex06_1: write your answer here")
+
+    def merged(layer, scale=True, bias=True):
+        out = nn.Linear(layer.base.in_features, layer.base.out_features, bias=bias and layer.base.bias is not None)
+        with torch.no_grad():
+            out.weight.copy_(layer.base.weight + (layer.scaling if scale else 1.0) * layer.lora_B.weight @ layer.lora_A.weight)
+            if out.bias is not None:
+                out.bias.copy_(layer.base.bias)
+        return out
+
+    def merged_in_place(layer):
+        with torch.no_grad():
+            layer.base.weight += layer.scaling * layer.lora_B.weight @ layer.lora_A.weight
+        return layer.base
+
+    def count(model, targets, r, *, how="suffix"):
+        match = {"suffix": lambda n, t: n == t or n.endswith("." + t), "substring": lambda n, t: t in n,
+                 "no dot": lambda n, t: n.endswith(t)}[how]
+        return sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and any(match(n, t) for t in targets))
+
+    def full_matrices(model, targets, r):
+        return sum(m.in_features * m.out_features for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and any(n.endswith("." + t) for t in targets))
+
+    class Adapter(nn.Module):
+        def __init__(self, hidden, bottleneck):
+            super().__init__()
+            self.down, self.up = nn.Linear(hidden, bottleneck), nn.Linear(bottleneck, hidden)
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+
+        def forward(self, h):
+            return h + self.up(nn.functional.gelu(self.down(h)))
+
+    class NoResidual(Adapter):
+        def forward(self, h):
+            return self.up(nn.functional.gelu(self.down(h)))
+
+    class NoZeroInit(Adapter):
+        def __init__(self, hidden, bottleneck):
+            super().__init__(hidden, bottleneck)
+            nn.init.normal_(self.up.weight)
+
+    class NoActivation(Adapter):
+        def forward(self, h):
+            return h + self.up(self.down(h))
+
+    class AdapterStub(nn.Module):
+        def __init__(self, hidden, bottleneck):
+            raise NotImplementedError("ex06_4: write your answer here")
+
+    def rank(model, targets, budget):
+        per = count(model, targets, 1)
+        return budget // per if per else 0
+
+    @lru_cache(maxsize=1)
+    def experiment():
+        from transformers import BertConfig, BertModel
+
+        from tutorlib.data import load_reviews, text_collate
+        from tutorlib.models import load_tokenizer, trainable_summary
+        from tutorlib.peft import build_model
+        from tutorlib.train import Trainer
+
+        torch.manual_seed(0)
+        enc = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=64))
+        val = load_reviews("val", limit=64)
+        model = build_model("lora", r=4, encoder=enc)
+        hist = Trainer(model, lr=1e-2, batch_size=8, collate_fn=text_collate(load_tokenizer(), 32), progress=False,
+                       log=False).fit(load_reviews("train", limit=8), val, epochs=1)
+        r2 = build_model("lora", r=2, encoder=enc)
+        return model, val, trainable_summary(model)["percent"], hist["val_accuracy"][-1], r2
+
+    def exp_ns(**override):
+        model, val, pct, acc, r2 = experiment()
+        ns = {"exp_model": model, "exp_val": val, "exp_trainable_percent": pct, "exp_val_accuracy": acc}
+        for k, v in override.items():
+            ns[k] = v(ns) if isinstance(v, types.FunctionType) else v
+        return ns
+
+    def made_up_acc(ns):
+        a = ns["exp_val_accuracy"]
+        return min(1.0, a + 0.25) if a < 0.75 else a - 0.25
+
+    def res():
+        from tutorlib.peft import MethodResult
+
+        return [MethodResult("full", "full", 9, 9, 100.0, 400, 1.0, 0.80), MethodResult("lora", "LoRA", 1, 9, 1.0, 100, 1.0, 0.79),
+                MethodResult("head", "head", 1, 9, 0.1, 50, 1.0, 0.70)]
+
+    def table(ratio=4.0, good="lora"):
+        return {"table_results": res(), "memory_ratio": ratio, "cheapest_good": good}
+
+    return lesson("06", [
+        Case("ex06_1", "right", lambda: {"LoRA": LoRA}, "pass"),
+        Case("ex06_1", "stub", lambda: {"LoRA": Stub}, "not_attempted", "NotImplementedError"),
+        Case("ex06_1", "no scaling (missing scale)", lambda: {"LoRA": NoScaling}, "fail", "multiplied by self.scaling"),
+        Case("ex06_1", "only the update", lambda: {"LoRA": OnlyUpdate}, "fail", "add the base output"),
+        Case("ex06_1", "update detached", lambda: {"LoRA": Detached}, "fail", "no gradient reached lora_A"),
+        Case("ex06_1", "base left trainable", lambda: {"LoRA": Unfrozen}, "fail", "LoRA freezes them"),
+        Case("ex06_2", "right", lambda: {"merged_linear": merged}, "pass"),
+        Case("ex06_2", "stub", lambda: {"merged_linear": stub("ex06_2")}, "not_attempted", "NotImplementedError"),
+        Case("ex06_2", "no scaling", lambda: {"merged_linear": lambda l: merged(l, scale=False)}, "fail", "multiply B @ A by layer.scaling"),
+        Case("ex06_2", "base changed in place", lambda: {"merged_linear": merged_in_place}, "fail", "changed its input"),
+        Case("ex06_2", "bias dropped", lambda: {"merged_linear": lambda l: merged(l, bias=False)}, "fail", "keep the base's bias"),
+        Case("ex06_2", "a weight, not a layer", lambda: {"merged_linear": lambda l: l.base.weight}, "fail", "expected a plain nn.Linear"),
+        Case("ex06_3", "right", lambda: {"count_lora_parameters": count}, "pass"),
+        Case("ex06_3", "stub", lambda: {"count_lora_parameters": stub("ex06_3")}, "not_attempted", "NotImplementedError"),
+        Case("ex06_3", "full matrices", lambda: {"count_lora_parameters": full_matrices}, "fail", "counted the full weight matrices"),
+        Case("ex06_3", "substring match", lambda: {"count_lora_parameters": lambda m, t, r: count(m, t, r, how="substring")},
+             "fail", "merely contain a target"),
+        Case("ex06_3", "suffix without the dot", lambda: {"count_lora_parameters": lambda m, t, r: count(m, t, r, how="no dot")},
+             "fail", "'subquery' ends with 'query'"),
+        Case("ex06_3", "a float", lambda: {"count_lora_parameters": lambda m, t, r: 1.5}, "fail", "expected a Python int"),
+        Case("ex06_4", "right", lambda: {"Adapter": Adapter}, "pass"),
+        Case("ex06_4", "stub", lambda: {"Adapter": AdapterStub}, "not_attempted", "NotImplementedError"),
+        Case("ex06_4", "no residual", lambda: {"Adapter": NoResidual}, "fail", "start as the identity"),
+        Case("ex06_4", "up not zero-initialised", lambda: {"Adapter": NoZeroInit}, "fail", "start as the identity"),
+        Case("ex06_4", "no activation", lambda: {"Adapter": NoActivation}, "fail", "GELU"),
+        Case("ex06_5", "right", lambda: {"largest_rank": rank, "count_lora_parameters": count}, "pass"),
+        Case("ex06_5", "stub", lambda: {"largest_rank": stub("ex06_5"), "count_lora_parameters": count}, "not_attempted",
+             "NotImplementedError"),
+        Case("ex06_5", "one over (off by one)", lambda: {"largest_rank": lambda m, t, b: rank(m, t, b) + 1}, "fail", "more than the budget"),
+        Case("ex06_5", "one under", lambda: {"largest_rank": lambda m, t, b: max(rank(m, t, b) - 1, 0)}, "fail", "largest_rank"),
+        Case("ex06_5", "a float division", lambda: {"largest_rank": lambda m, t, b: b / count(m, t, 1)}, "fail", "int"),
+        Case("ex06_6", "right", exp_ns, "pass"),
+        Case("ex06_6", "made-up accuracy", lambda: exp_ns(exp_val_accuracy=made_up_acc), "fail", "re-measured"),
+        Case("ex06_6", "percent as a fraction", lambda: exp_ns(exp_trainable_percent=lambda ns: ns["exp_trainable_percent"] / 100),
+             "fail", "exp_trainable_percent"),
+        Case("ex06_6", "a model of another rank", lambda: exp_ns(exp_model=experiment()[4]), "fail", "r=4"),
+        Case("ex06_6", "not a model", lambda: exp_ns(exp_model=3), "fail", "should be the model you trained"),
+        Case("ex06_7", "right", table, "pass"),
+        Case("ex06_7", "ratio upside down", lambda: table(ratio=0.25), "fail", "other way round"),
+        Case("ex06_7", "the cheapest, too inaccurate", lambda: table(good="head"), "fail", "more than 2 points"),
+        Case("ex06_7", "the most accurate, not the cheapest", lambda: table(good="full"), "fail", "needs less peak memory"),
+        Case("ex06_7", "a made-up method", lambda: table(good="qlora"), "fail", "not a method of the table"),
+    ])
+
+
+CASES += _l06()
