@@ -1109,3 +1109,192 @@ def _l06() -> list[Case]:
 
 
 CASES += _l06()
+
+# --------------------------------------------------------------------------- answers made from the solution notebooks
+#
+# For lessons whose exercises are small functions, the right answer is the solution notebook's own cell
+# and each mutant is that cell with one plausible edit (``sol(ex, old, new)``): the table stays short and
+# follows the solutions when they change.
+
+_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def solution_source(exercise: str) -> str:
+    import nbformat
+
+    path = sorted((_ROOT / "solutions").glob(f"{exercise[2:4]}_*.ipynb"))[0]
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and cell.get("metadata", {}).get("tutorlib", {}).get("exercise") == exercise:
+            return cell.source
+    raise KeyError(f"{exercise} has no cell in {path.name}")
+
+
+def sol(exercise: str, *edits: tuple[str, str]) -> Callable[[], dict[str, Any]]:
+    """The namespace of the solution cell of ``exercise`` with each ``(old, new)`` edit applied (old must occur)."""
+    def namespace() -> dict[str, Any]:
+        import numpy as np
+        import scipy.linalg
+        import torch.nn.functional as F
+        from torch import nn
+
+        src = solution_source(exercise)
+        for old, new in edits:
+            if old not in src:
+                raise AssertionError(f"{exercise}: the solution cell no longer contains {old!r}")
+            src = src.replace(old, new)
+        ns: dict[str, Any] = {"torch": torch, "F": F, "nn": nn, "np": np, "scipy": scipy, "math": math}
+        exec(compile(src, f"<{exercise} solution>", "exec"), ns)
+        return ns
+    return namespace
+
+
+STUB = ("# BEGIN SOLUTION", "raise NotImplementedError('write your answer here')\n    # BEGIN SOLUTION")
+
+
+def _l00() -> list[Case]:
+    return lesson("00", [
+        Case("ex00_1", "right", sol("ex00_1"), "pass"),
+        Case("ex00_1", "stub", sol("ex00_1", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex00_1", "randn, not rand", sol("ex00_1", ("torch.rand(", "torch.randn(")), "fail", "torch.rand"),
+        Case("ex00_1", "no channel dimension", sol("ex00_1", ("n, 1, 8, 8", "n, 8, 8")), "fail", "expected (4, 1, 8, 8)"),
+        Case("ex00_1", "NumPy's generator", sol("ex00_1", ("return torch.rand(n, 1, 8, 8, device=device)",
+                                                            "return torch.from_numpy(np.random.rand(n, 1, 8, 8).astype('float32')).to(device)")),
+             "fail", "reproducible"),
+        Case("ex00_2", "right", sol("ex00_2"), "pass"),
+        Case("ex00_2", "stub", sol("ex00_2", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex00_2", "count, not fraction", sol("ex00_2", (".float().mean().item()", ".float().sum().item()")), "fail",
+             "divide by the batch size"),
+        Case("ex00_2", "a percentage", sol("ex00_2", (".float().mean().item()", ".float().mean().item() * 100")), "fail", "percentage"),
+        Case("ex00_2", "a tensor", sol("ex00_2", (".float().mean().item()", ".float().mean()")), "fail", "call .item()"),
+        Case("ex00_2", "argmax over the batch (wrong axis)", sol("ex00_2", ("argmax(dim=1)", "argmax(dim=0)[:1]")), "fail", "accuracy"),
+        Case("ex00_3", "right", sol("ex00_3"), "pass"),
+        Case("ex00_3", "stub", sol("ex00_3", ("return sum(", "raise NotImplementedError('write your answer here')\n    return sum(")),
+             "not_attempted", "NotImplementedError"),
+        Case("ex00_3", "frozen ones counted", sol("ex00_3", (" if p.requires_grad", "")), "fail", "frozen parameters too"),
+        Case("ex00_3", "tensors counted", sol("ex00_3", ("p.numel()", "1")), "fail", "counted parameter tensors"),
+        Case("ex00_3", "state_dict with buffers", sol("ex00_3", ("p.numel() for p in model.parameters() if p.requires_grad",
+                                                                 "v.numel() for v in model.state_dict().values()")), "fail", "buffers"),
+        Case("ex00_4", "right", sol("ex00_4"), "pass"),
+        Case("ex00_4", "stub", sol("ex00_4", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex00_4", "no zero_grad", sol("ex00_4", ("    optimizer.zero_grad()\n", "")), "fail", "zero_grad"),
+        Case("ex00_4", "no step", sol("ex00_4", ("    optimizer.step()\n", "")), "fail", "parameters unchanged"),
+        Case("ex00_4", "loss after the step", sol("ex00_4", ("return loss.item()", "return F.cross_entropy(model(x), y).item()")),
+             "fail", "before the step"),
+        Case("ex00_5", "right", sol("ex00_5"), "pass"),
+        Case("ex00_5", "stub", sol("ex00_5", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex00_5", "unbiased std", sol("ex00_5", (", correction=0", "")), "fail", "correction=0"),
+        Case("ex00_5", "the whole batch at once (wrong axis)", sol("ex00_5", ("dims = tuple(range(1, x.dim()))", "dims = tuple(range(x.dim()))")),
+             "fail", "whole batch"),
+        Case("ex00_5", "input changed in place", sol("ex00_5", ("return (x - mean) / (std + eps)", "x -= mean\n    return x / (std + eps)")),
+             "fail", "in place"),
+    ])
+
+
+def _l02() -> list[Case]:
+    return lesson("02", [
+        Case("ex02_1", "right", sol("ex02_1"), "pass"),
+        Case("ex02_1", "stub", sol("ex02_1", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex02_1", "mean, not sum (wrong reduction)", sol("ex02_1", ("p.abs().sum()", "p.abs().mean()")), "fail", "sum p.abs().sum()"),
+        Case("ex02_1", "a Python number", sol("ex02_1", ("return sum(", "return float(sum("), ("p.dim() > 1)", "p.dim() > 1))")),
+             "fail", "no .item()"),
+        Case("ex02_1", "squares (L2)", sol("ex02_1", ("p.abs().sum()", "p.pow(2).sum()")), "fail", "l1_penalty"),
+        Case("ex02_2", "right", sol("ex02_2"), "pass"),
+        Case("ex02_2", "stub", sol("ex02_2", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex02_2", "no 1/(1 - p) (missing scale)", sol("ex02_2", (" / (1 - p)", "")), "fail", "divide them by (1 - p)"),
+        Case("ex02_2", "p is the keep rate", sol("ex02_2", (">= p", "< p")), "fail", "probability to DROP"),
+        Case("ex02_2", "dropout at evaluation", sol("ex02_2", ("if not training or p == 0:", "if p == 0:")), "fail", "not training"),
+        Case("ex02_3", "right", sol("ex02_3"), "pass"),
+        Case("ex02_3", "stub", sol("ex02_3", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex02_3", "torch.roll wraps around", sol("ex02_3", ("    h, w = x.shape[-2], x.shape[-1]",
+                                                                 "    return torch.roll(x, (dy, dx), (-2, -1))")), "fail", "torch.roll"),
+        Case("ex02_3", "dx and dy swapped (wrong axis)", sol("ex02_3", ("def shift_image(x, dx, dy):", "def shift_image(x, dy, dx):")),
+             "fail", "dx moves along the width"),
+        Case("ex02_3", "shifted the other way", sol("ex02_3", ("def shift_image(x, dx, dy):", "def shift_image(x, dx, dy):\n    dx, dy = -dx, -dy")),
+             "fail", "positive dx moves the content to the right"),
+        Case("ex02_4", "right", sol("ex02_4"), "pass"),
+        Case("ex02_4", "stub", sol("ex02_4", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex02_4", "rows do not sum to 1", sol("ex02_4", ("eps / num_classes", "eps")), "fail", "sum to 1"),
+        Case("ex02_4", "summed over the batch", sol("ex02_4", (".sum(dim=1).mean()", ".sum(dim=1).sum()")), "fail", "take the mean"),
+        Case("ex02_4", "plus instead of minus", sol("ex02_4", ("return -(soft", "return (soft")), "fail", "minus the sum"),
+    ])
+
+
+def _l08() -> list[Case]:
+    return lesson("08", [
+        Case("ex08_1", "right", sol("ex08_1"), "pass"),
+        Case("ex08_1", "stub", sol("ex08_1", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex08_1", "logvar as the std", sol("ex08_1", ("torch.exp(0.5 * logvar)", "logvar")), "fail", "reparameterize"),
+        Case("ex08_1", "exp(logvar), not its root (missing scale)", sol("ex08_1", ("torch.exp(0.5 * logvar)", "torch.exp(logvar)")),
+             "fail", "reparameterize"),
+        Case("ex08_1", "fresh noise, not eps", sol("ex08_1", ("* eps", "* torch.randn_like(mu)")), "fail", "reparameterize"),
+        Case("ex08_2", "right", sol("ex08_2"), "pass"),
+        Case("ex08_2", "stub", sol("ex08_2", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex08_2", "mean over the batch too (wrong reduction)", sol("ex08_2", (".sum(dim=1)", ".sum(dim=1).mean()")), "fail",
+             "kl_to_standard_normal"),
+        Case("ex08_2", "no 0.5", sol("ex08_2", ("0.5 * (", "(")), "fail", "kl_to_standard_normal"),
+        Case("ex08_2", "summed over the batch (wrong axis)", sol("ex08_2", (".sum(dim=1)", ".sum(dim=0)")), "fail", "kl_to_standard_normal"),
+        Case("ex08_4", "right", sol("ex08_4"), "pass"),
+        Case("ex08_4", "stub", sol("ex08_4", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex08_4", "linear interpolation", sol("ex08_4", ("return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)",
+                                                              "return (1 - t) * z0 + t * z1")), "fail", "slerp"),
+        Case("ex08_4", "ends swapped", sol("ex08_4", ("torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1",
+                                                      "torch.sin(t * omega) * z0 + torch.sin((1 - t) * omega) * z1")), "fail", "slerp"),
+        Case("ex08_4", "angle not clamped to the norms", sol("ex08_4", ("cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())",
+                                                                        "cos = torch.dot(z0, z1)")), "fail", "slerp"),
+        Case("ex08_5", "right", sol("ex08_5"), "pass"),
+        Case("ex08_5", "stub", sol("ex08_5", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex08_5", "no covariance term", sol("ex08_5", ("+ np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covmean)", "")),
+             "fail", "frechet_distance"),
+        Case("ex08_5", "covariance of the transpose (wrong axis)", sol("ex08_5", ("rowvar=False), np.cov(b, rowvar=False)",
+                                                                                 "rowvar=True), np.cov(b, rowvar=True)")),
+             "fail", "frechet_distance"),
+        Case("ex08_5", "root of the means' distance", sol("ex08_5", ("((mu_a - mu_b) ** 2).sum()", "np.sqrt(((mu_a - mu_b) ** 2).sum())")),
+             "fail", "frechet_distance"),
+    ])
+
+
+def _l13() -> list[Case]:
+    return lesson("13", [
+        Case("ex13_1", "right", sol("ex13_1"), "pass"),
+        Case("ex13_1", "stub", sol("ex13_1", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex13_1", "window off by one", sol("ex13_1", ("(d < window)", "(d <= window)")), "fail", "sliding_window_mask"),
+        Case("ex13_1", "looks at the future", sol("ex13_1", ("(d >= 0) & ", "")), "fail", "sliding_window_mask"),
+        Case("ex13_1", "transposed", sol("ex13_1", ("d = i[:, None] - i[None, :]", "d = i[None, :] - i[:, None]")), "fail",
+             "sliding_window_mask"),
+        Case("ex13_2", "right", sol("ex13_2"), "pass"),
+        Case("ex13_2", "stub", sol("ex13_2", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex13_2", "weights not renormalised", sol("ex13_2", ("return top_p / top_p.sum(-1, keepdim=True), idx, probs",
+                                                                  "return top_p, idx, probs")), "fail", "top_k_routing"),
+        Case("ex13_2", "no n_experts factor (missing scale)", sol("ex13_2", ("return n_experts * (f * probs.mean(0)).sum()",
+                                                                             "return (f * probs.mean(0)).sum()")), "fail", "load_balancing_loss"),
+        Case("ex13_2", "softmax over tokens (wrong axis)", sol("ex13_2", ("torch.softmax(logits, dim=-1)", "torch.softmax(logits, dim=0)")),
+             "fail", "top_k_routing"),
+        Case("ex13_3", "right", sol("ex13_3"), "pass"),
+        Case("ex13_3", "stub", sol("ex13_3", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex13_3", "descends the loss", sol("ex13_3", ("x.detach() + eps", "x.detach() - eps")), "fail", "fgsm"),
+        Case("ex13_3", "raw gradient, not its sign", sol("ex13_3", ("grad.sign()", "grad")), "fail", "fgsm"),
+        Case("ex13_3", "not clamped to [0, 1]", sol("ex13_3", (".clamp(0, 1)", "")), "fail", "fgsm"),
+        Case("ex13_4", "right", sol("ex13_4"), "pass"),
+        Case("ex13_4", "stub", sol("ex13_4", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex13_4", "TPR gap only", sol("ex13_4", ("max(gap(tprs), gap(fprs))", "gap(tprs)")), "fail", "equalized_odds_gap"),
+        Case("ex13_4", "mean of the gaps (wrong reduction)", sol("ex13_4", ("max(gap(tprs), gap(fprs))", "(gap(tprs) + gap(fprs)) / 2")),
+             "fail", "equalized_odds_gap"),
+        Case("ex13_4", "accuracy gap", sol("ex13_4", ("    tprs, fprs = [], []", "    return float(max(abs((y_pred[groups == g] == y_true[groups == g]).mean() - (y_pred == y_true).mean()) for g in np.unique(groups)))\n    tprs, fprs = [], []")),
+             "fail", "equalized_odds_gap"),
+        Case("ex13_5", "right", sol("ex13_5"), "pass"),
+        Case("ex13_5", "stub", sol("ex13_5", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex13_5", "clipped per tensor", sol("ex13_5", ("    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))\n    factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)\n    return {n: g * factor.view(-1, *([1] * (g.dim() - 1))) for n, g in grads.items()}",
+                                                                "    return {n: g * (max_norm / (g.flatten(1).norm(dim=1) + 1e-6)).clamp(max=1.0).view(-1, *([1] * (g.dim() - 1))) for n, g in grads.items()}")),
+             "fail", "clip_per_sample"),
+        Case("ex13_5", "small gradients scaled up", sol("ex13_5", (".clamp(max=1.0)", "")), "fail", "clip_per_sample"),
+        Case("ex13_5", "one norm for the whole batch (wrong axis)", sol("ex13_5", ("g.flatten(1).pow(2).sum(1)", "g.pow(2).sum()")),
+             "fail", "clip_per_sample"),
+        Case("ex13_6", "right", sol("ex13_6"), "pass"),
+        Case("ex13_6", "stub", sol("ex13_6", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex13_6", "unweighted mean", sol("ex13_6", ("(w / total) * s[name]", "s[name] / len(states)")), "fail", "fedavg"),
+        Case("ex13_6", "weights not normalised (missing scale)", sol("ex13_6", ("(w / total)", "w")), "fail", "fedavg"),
+        Case("ex13_6", "only the first client", sol("ex13_6", ("zip(weights, states)", "zip(weights[:1], states[:1])")), "fail", "fedavg"),
+    ])
+
+
+CASES += _l00() + _l02() + _l08() + _l13()
