@@ -1298,3 +1298,33 @@ def _l13() -> list[Case]:
 
 
 CASES += _l00() + _l02() + _l08() + _l13()
+
+
+def _l02_08_more() -> list[Case]:
+    from tutorlib.train import History
+
+    val = [1.0, 0.7, 0.5, 0.45, 0.52, 0.6, 0.75, 0.9]
+    train = [1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05]
+    hist = lambda: History([{"epoch": i, "train_loss": t, "val_loss": v} for i, (t, v) in enumerate(zip(train, val))], [])  # noqa: E731
+    gan = "ex08_3"
+    return lesson("02", [
+        Case("ex02_6", "right", lambda: {"overfit_history": hist(), "best_epoch": 4}, "pass"),
+        Case("ex02_6", "right: an epoch next to the lowest (within 10 % of the range, tolerated)", lambda: {"overfit_history": hist(), "best_epoch": 3}, "pass"),
+        Case("ex02_6", "the training curve's bottom", lambda: {"overfit_history": hist(), "best_epoch": 8}, "fail", "not of the training curve"),
+        Case("ex02_6", "the first epoch", lambda: {"overfit_history": hist(), "best_epoch": 1}, "fail", "well above its lowest"),
+        Case("ex02_6", "past the run", lambda: {"overfit_history": hist(), "best_epoch": 9}, "fail", "epochs 1 to 8"),
+        Case("ex02_6", "a string", lambda: {"overfit_history": hist(), "best_epoch": "4"}, "fail", "expected a Python int"),
+    ]) + lesson("08", [
+        Case(gan, "right", sol(gan), "pass"),
+        Case(gan, "stub", sol(gan, STUB), "not_attempted", "NotImplementedError"),
+        Case(gan, "fakes not detached in the D step", sol(gan, ("D(fake.detach())", "D(fake)")), "fail", "gan_train_step"),
+        Case(gan, "no loss on the fakes", sol(gan, ("\n              + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))", ")")),
+             "fail", "add the loss on the fakes"),
+        Case(gan, "saturating G loss (labels 0, minimised)", sol(gan, ("g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))",
+                                                                        "g_loss = -F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))")),
+             "fail", "non-saturating"),
+        Case(gan, "G never steps", sol(gan, ("    opt_g.step()\n", "")), "fail", "generator's parameters did not change"),
+    ])
+
+
+CASES += _l02_08_more()
