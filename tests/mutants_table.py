@@ -1328,3 +1328,56 @@ def _l02_08_more() -> list[Case]:
 
 
 CASES += _l02_08_more()
+
+
+def _l11() -> list[Case]:
+    def share_ns(kind="right"):
+        from tutorlib.llm import char_tokenizer, review_summary_examples
+
+        tok = char_tokenizer()
+        counted = total = 0
+        for row in review_summary_examples("train", n=200):
+            p = tok(row["prompt"], add_special_tokens=False)["input_ids"]
+            c = tok(row["completion"], add_special_tokens=False)["input_ids"]
+            counted += len(c) + 1 if kind != "no eos" else len(c)
+            total += len(p) + len(c) + 1
+        share = counted / total
+        return {"loss_share": {"right": share, "percent": 100 * share, "no eos": share, "inverse": 1 - share}[kind]}
+
+    return lesson("11", [
+        Case("ex11_1", "right", sol("ex11_1"), "pass"),
+        Case("ex11_1", "stub", sol("ex11_1", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_1", "prompt not masked", sol("ex11_1", ("[-100] * len(prompt_ids)", "list(prompt_ids)")), "fail", "-100"),
+        Case("ex11_1", "no EOS", sol("ex11_1", ("list(completion_ids) + [eos_id]\n    labels", "list(completion_ids)\n    labels"),
+                                     ("labels = [-100] * len(prompt_ids) + list(completion_ids) + [eos_id]",
+                                      "labels = [-100] * len(prompt_ids) + list(completion_ids)")), "fail", "append eos_id"),
+        Case("ex11_1", "labels shifted", sol("ex11_1", ("return input_ids, labels", "return input_ids, labels[1:] + [-100]")),
+             "fail", "do not shift the labels"),
+        Case("ex11_2", "right", sol("ex11_2"), "pass"),
+        Case("ex11_2", "stub", sol("ex11_2", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_2", "labels padded with pad_id", sol("ex11_2", ("labels = torch.full((len(items), n), -100", "labels = torch.full((len(items), n), pad_id")),
+             "fail", "pad the labels with -100"),
+        Case("ex11_2", "mask all ones", sol("ex11_2", ("mask[i, :k] = 1", "mask[i, :] = 1")), "fail", "0 on padding"),
+        Case("ex11_2", "padded on the left", sol("ex11_2", ("ids[i, :k] = torch.tensor(it[\"input_ids\"])", "ids[i, n - k:] = torch.tensor(it[\"input_ids\"])")),
+             "fail", "expected"),
+        Case("ex11_3", "right", sol("ex11_3"), "pass"),
+        Case("ex11_3", "stub", sol("ex11_3", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_3", "not shifted (off by one)", sol("ex11_3", ("logits[:, :-1]", "logits"), ("labels[:, 1:]", "labels")), "fail", "t + 1"),
+        Case("ex11_3", "prompt counted", sol("ex11_3", (", ignore_index=-100)", ".clamp_min(0))")), "fail", "completion_loss"),
+        Case("ex11_3", "summed (wrong reduction)", sol("ex11_3", ("ignore_index=-100)", "ignore_index=-100, reduction='sum')")),
+             "fail", "completion_loss"),
+        Case("ex11_4", "right", share_ns, "pass"),
+        Case("ex11_4", "a percentage", lambda: share_ns("percent"), "fail", "fraction"),
+        Case("ex11_4", "the prompt's share", lambda: share_ns("inverse"), "fail", "`loss_share`"),
+        Case("ex11_4", "a made-up share", lambda: {"loss_share": 0.5}, "fail", "`loss_share`"),
+        Case("ex11_5", "right", sol("ex11_5"), "pass"),
+        Case("ex11_5", "stub", sol("ex11_5", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_5", "EOS kept", sol("ex11_5", ("        if nxt == eos_id:\n            break\n        ids.append(nxt)\n        new.append(nxt)",
+                                                  "        ids.append(nxt)\n        new.append(nxt)\n        if nxt == eos_id:\n            break")),
+             "fail", "leave the EOS"),
+        Case("ex11_5", "prompt returned too", sol("ex11_5", ("return new", "return ids")), "fail", "only the new tokens"),
+        Case("ex11_5", "never stops", sol("ex11_5", ("        if nxt == eos_id:\n            break\n", "")), "fail", "stop as soon as"),
+    ])
+
+
+CASES += _l11()
