@@ -391,7 +391,7 @@ def _rebuild(outputs: dict[str, Any]) -> tuple[Any, Any, torch.Tensor, torch.Ten
     return model.eval(), build_caption_tokenizer(), img, labels
 
 
-@exercise("ex07_5", points=2, timeout=120)
+@exercise("ex07_5", points=2, timeout=60)
 class EnsemblingExperimentCheck:
     """``single_acc``, ``ensemble_acc``, ``ensemble_gain`` measured on the held-out pairs match a recomputation.
 
@@ -443,7 +443,7 @@ class EnsemblingExperimentCheck:
 # --------------------------------------------------------------------------- ex07_6: reading the confusion
 
 
-@exercise("ex07_6", points=1, timeout=120)
+@exercise("ex07_6", points=1, timeout=60)
 class ReadConfusionCheck:
     """``worst_class`` (the held-out class with the lowest accuracy) and ``mistaken_for`` (its most frequent wrong prediction)."""
 
