@@ -198,7 +198,7 @@ class LossShareCheck:
 
 
 def _table(inputs: dict) -> torch.Tensor:
-    vocab, eos = 9, 0
+    eos = 0
     table = inputs["table"].clone()
     table[3, eos] = 20.0                              # after a 3 the model surely stops
     table[:, 3] -= 10.0                               # ...but 3 is rarely chosen
