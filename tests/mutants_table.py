@@ -1446,3 +1446,52 @@ def _l12() -> list[Case]:
 
 
 CASES += _l12()
+
+
+def _l02_sweep() -> list[Case]:
+    import dataclasses
+    from functools import lru_cache
+
+    from torch import nn
+
+    @lru_cache(maxsize=1)
+    def real():
+        from tutorlib.data import load_digits
+        from tutorlib.models import MLP
+        from tutorlib.regularize import RegConfig, dropout_sweep
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return dropout_sweep([0.0, 0.4, 0.8], lambda p: MLP(64, [256, 256], 10, dropout=p), load_digits("train", limit=48),
+                                 load_digits("val"), epochs=3, base=RegConfig(lr=3e-3), progress=False)
+
+    def ns(kind="right"):
+        from tutorlib.regularize import RegConfig, RunResult
+        from tutorlib.train import History
+
+        results = dict(real())
+        best = max(results, key=lambda k: (results[k].val_accuracy, -results[k].val_loss))
+        if kind == "made up":
+            fake = lambda tr, va: RunResult(RegConfig(), History([{"epoch": 0, "val_loss": 1.0}]), nn.Linear(1, 1), tr, va, 0.1, 0.5)  # noqa: E731
+            results, best = {0.0: fake(1.0, 0.8), 0.3: fake(0.97, 0.85), 0.6: fake(0.9, 0.86)}, 0.6
+        if kind == "edited":
+            worse = min(results, key=lambda k: (results[k].val_accuracy, -results[k].val_loss))
+            results[worse] = dataclasses.replace(results[worse], val_accuracy=results[worse].val_accuracy + 0.2)
+            best = worse
+        gaps = {k: r.train_accuracy - r.val_accuracy for k, r in results.items()}
+        if kind == "flipped":
+            gaps = {k: -v for k, v in gaps.items()}
+        if kind == "not swept":
+            best = 0.5
+        return {"sweep_results": results, "gaps": gaps, "best_rate": best}
+
+    return lesson("02", [
+        Case("ex02_5", "right", ns, "pass"),
+        Case("ex02_5", "gaps the wrong way round", lambda: ns("flipped"), "fail", "wrong sign"),
+        Case("ex02_5", "made-up runs", lambda: ns("made up"), "fail", "is not the lesson's MLP"),
+        Case("ex02_5", "an edited validation accuracy", lambda: ns("edited"), "fail", "its own model measures"),
+        Case("ex02_5", "a rate that was not swept", lambda: ns("not swept"), "fail", "one of the swept rates"),
+    ])
+
+
+CASES += _l02_sweep()
