@@ -1495,3 +1495,85 @@ def _l02_sweep() -> list[Case]:
 
 
 CASES += _l02_sweep()
+
+
+def _l08_13_experiments() -> list[Case]:
+    from functools import lru_cache
+
+    @lru_cache(maxsize=1)
+    def vae_sweep():
+        from tutorlib.data import load_digits
+        from tutorlib.generative import ConvVAE, beta_sweep
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return beta_sweep([0.5, 1.0, 2.0, 4.0, 8.0], load_digits("train", limit=64), load_digits("val"),
+                              lambda: ConvVAE(latent_dim=8), epochs=1, progress=False, log=False)
+
+    def beta_ns(kind="right"):
+        sweep = [dict(s) for s in vae_sweep()]
+        best = max(r["beta"] for r in sweep if r["recon"] <= 1.25 * min(r["recon"] for r in sweep))
+        if kind == "wrong beta":
+            best = 0.5 if best != 0.5 else 8.0
+        if kind == "edited":
+            sweep[2]["recon"] *= 0.8
+        if kind == "hand typed":
+            sweep = [{"beta": b, "recon": r, "kl": k} for b, r, k in [(0.5, 20, 30), (1, 22, 25), (2, 24, 18), (4, 27, 10), (8, 40, 4)]]
+            best = 2.0
+        if kind == "short":
+            sweep = sweep[1:4]
+        return {"sweep": sweep, "chosen_beta": best}
+
+    @lru_cache(maxsize=1)
+    def dp():
+        from torch.utils.data import TensorDataset
+
+        from tutorlib.data import load_digits
+        from tutorlib.frontiers import dp_epsilon, dp_sgd_step_fn
+        from tutorlib.models import MLP
+        from tutorlib.train import Trainer
+
+        x, y = load_digits("train", flat=True).tensors
+        xt, yt = load_digits("test", flat=True).tensors
+        q, steps = 32 / len(x), 20
+        runs, models = {}, {}
+        with torch.random.fork_rng():
+            for sigma in [0.5, 1.0, 2.0]:
+                torch.manual_seed(0)
+                net = MLP(64, [64], 10)
+                Trainer(net, step_fn=dp_sgd_step_fn(x, y, q, 1.0, sigma, lr=0.5), manual_optimization=True, batch_size=1,
+                        metrics=(), progress=False, log=False).fit(TensorDataset(torch.arange(steps)))
+                with torch.no_grad():
+                    acc = float((net(xt).argmax(1) == yt).float().mean())
+                runs[sigma], models[sigma] = (dp_epsilon(q, sigma, steps), acc), net
+        return runs, models, q, steps
+
+    def dp_ns(kind="right"):
+        runs, models, q, steps = dp()
+        runs = dict(runs)
+        best = min(s for s, (e, _) in runs.items() if e <= 2)
+        if kind == "wrong sigma":
+            best = 2.0 if best != 2.0 else 0.5
+        if kind == "wrong epsilon":
+            runs[1.0] = (runs[1.0][0] * 2, runs[1.0][1])
+        if kind == "made-up accuracy":
+            runs[1.0] = (runs[1.0][0], min(1.0, runs[1.0][1] + 0.3))
+        return {"dp_runs": runs, "dp_models": {} if kind == "no models" else models, "q_dp": q, "dp_steps": steps,
+                "sigma_for_budget": best}
+
+    return lesson("08", [
+        Case("ex08_6", "right", beta_ns, "pass"),
+        Case("ex08_6", "a β the rule does not pick", lambda: beta_ns("wrong beta"), "fail", "chosen_beta is"),
+        Case("ex08_6", "an edited reconstruction", lambda: beta_ns("edited"), "fail", "its own model measures"),
+        Case("ex08_6", "a hand-typed sweep", lambda: beta_ns("hand typed"), "fail", "no trained 'model'"),
+        Case("ex08_6", "too few βs", lambda: beta_ns("short"), "fail", "at least 4"),
+    ]) + lesson("13", [
+        Case("ex13_7", "right", dp_ns, "pass"),
+        Case("ex13_7", "not the smallest σ within budget", lambda: dp_ns("wrong sigma"), "fail", "smallest"),
+        Case("ex13_7", "a wrong ε", lambda: dp_ns("wrong epsilon"), "fail", "dp_epsilon"),
+        Case("ex13_7", "a made-up accuracy", lambda: dp_ns("made-up accuracy"), "fail", "measures"),
+        Case("ex13_7", "no models to re-measure", lambda: dp_ns("no models"), "fail", "`dp_models`"),
+    ])
+
+
+CASES += _l08_13_experiments()
