@@ -7,8 +7,11 @@ import math
 import torch
 
 from tutorlib.grading.registry import run_check
+from mutants_table import own
 from tutorlib.optim import adam_step, lamb_step, sgd_momentum_step, warmup_cosine
 from tutorlib.train import History
+
+_sgd, _adam, _wc = own(sgd_momentum_step), own(adam_step), own(warmup_cosine)
 
 
 def _status(ex: str, ns: dict) -> tuple[str, str]:
@@ -17,9 +20,14 @@ def _status(ex: str, ns: dict) -> tuple[str, str]:
 
 
 def test_reference_answers_pass() -> None:
-    for ex, ns in (("ex01_1", {"sgd_momentum_step": sgd_momentum_step}), ("ex01_2", {"adam_step": adam_step}),
-                   ("ex01_3", {"lamb_step": lamb_step}), ("ex01_4", {"warmup_cosine": warmup_cosine})):
+    for ex, ns in (("ex01_1", {"sgd_momentum_step": own(sgd_momentum_step)}), ("ex01_2", {"adam_step": own(adam_step)}),
+                   ("ex01_3", {"lamb_step": own(lamb_step)}), ("ex01_4", {"warmup_cosine": own(warmup_cosine)})):
         assert _status(ex, ns)[0] == "pass", ex
+
+
+def test_the_library_s_own_functions_are_flagged() -> None:
+    status, msg = _status("ex01_2", {"adam_step": adam_step})
+    assert status == "fail" and "library's own implementation" in msg
 
 
 def test_stubs_are_not_attempted_and_rng_is_untouched() -> None:
@@ -38,10 +46,10 @@ def test_momentum_mistakes_are_named() -> None:
         return param - lr * new_buf, new_buf
 
     def no_nesterov(param, grad, buf, lr, momentum, nesterov=False):
-        return sgd_momentum_step(param, grad, buf, lr, momentum, nesterov=False)
+        return _sgd(param, grad, buf, lr, momentum, nesterov=False)
 
     def in_place(param, grad, buf, lr, momentum, nesterov=False):
-        new_p, new_b = sgd_momentum_step(param, grad, buf, lr, momentum, nesterov)
+        new_p, new_b = _sgd(param, grad, buf, lr, momentum, nesterov)
         param.copy_(new_p)
         return param, new_b
 
@@ -57,7 +65,7 @@ def test_adam_and_lamb_mistakes_are_named() -> None:
         return param - lr * m / (v.sqrt() + eps), m, v
 
     def no_trust_ratio(param, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
-        new_p, m, v = adam_step(param, grad, m, v, step, lr, betas, eps)
+        new_p, m, v = _adam(param, grad, m, v, step, lr, betas, eps)
         return new_p - lr * weight_decay * param, m, v
 
     status, msg = _status("ex01_2", {"adam_step": no_bias_correction})
@@ -70,7 +78,7 @@ def test_warmup_mistakes_are_named() -> None:
     def off_by_one(step, total_steps, warmup_steps, base_lr, min_lr=0.0):
         if step < warmup_steps:
             return base_lr * (step + 1) / warmup_steps
-        return warmup_cosine(step, total_steps, warmup_steps, base_lr, min_lr)
+        return _wc(step, total_steps, warmup_steps, base_lr, min_lr)
 
     assert "warmup starts at 0" in _status("ex01_4", {"warmup_cosine": off_by_one})[1]
     assert "Python float" in _status("ex01_4", {"warmup_cosine": lambda *a: torch.tensor(0.1)})[1]

@@ -9,7 +9,13 @@ from torch import nn
 
 from tutorlib.grading.registry import run_check
 from tutorlib.transfer import expected_calibration_error, f1_from_confusion, layerwise_lr_groups
-from tutorlib.transfer import unfreeze_top as ref_unfreeze_top
+from tutorlib.transfer import unfreeze_top as library_unfreeze_top
+from mutants_table import own
+
+# The learner's own copies of the library's functions (the library's own objects are flagged as such).
+expected_calibration_error, f1_from_confusion, layerwise_lr_groups = (own(expected_calibration_error), own(f1_from_confusion),
+                                                                      own(layerwise_lr_groups))
+ref_unfreeze_top = own(library_unfreeze_top)
 
 
 def _stub(*args, **kwargs):
@@ -92,6 +98,7 @@ def _run(ex, ns):
     ("ex04_4", "f1_from_cm", f1_from_cm), ("ex04_5", "ece", ece),
 ])
 def test_function_checks_pass_and_stubs_are_not_attempted(ex, name, right):
+    assert "library's own" in _run("ex04_1", {"unfreeze_top": library_unfreeze_top}).message
     state = torch.get_rng_state()
     result = _run(ex, {name: right})
     assert result.status == "pass", result.message

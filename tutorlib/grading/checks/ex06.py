@@ -21,9 +21,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..compare import CheckFailed, call_safely, describe, expect_close, expect_finite, expect_number, expect_tensor
-from ..protocol import exercise
-from ..registry import CheckContext, register
+from ..compare import CheckFailed, describe, expect_close, expect_finite, expect_number, expect_tensor
+from ..protocol import Learner, exercise
 
 __all__ = ["reference_count_lora_parameters", "reference_largest_rank", "reference_merged_linear",
            "reference_cheapest_close_to_best"]
@@ -90,13 +89,6 @@ def reference_cheapest_close_to_best(results: Sequence[Any], points: float = 2.0
 # --------------------------------------------------------------------------- helpers
 
 
-def _lora_class(ctx: CheckContext) -> type:
-    cls = ctx.get("LoRA")
-    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
-        raise CheckFailed("`LoRA` should be the nn.Module class you defined in the exercise cell: run that cell again")
-    return cls
-
-
 def _attributes(layer: nn.Module, names: Sequence[str], what: str) -> None:
     missing = [n for n in names if not hasattr(layer, n)]
     if missing:
@@ -106,89 +98,169 @@ def _attributes(layer: nn.Module, names: Sequence[str], what: str) -> None:
 # --------------------------------------------------------------------------- checks
 
 
-@register("ex06_1", points=2, timeout=60)
-def check_lora_forward(ctx: CheckContext) -> None:
+def _lora_class_of(learner: Any) -> type:
+    cls = learner.get("LoRA")
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise CheckFailed("`LoRA` should be the nn.Module class you defined in the exercise cell: run that cell again")
+    return cls
+
+
+def _base_linear(inputs: dict, device: torch.device) -> nn.Linear:
+    base = nn.Linear(12, 7)
+    with torch.no_grad():
+        base.weight.copy_(inputs["W"])
+        base.bias.copy_(inputs["b"])
+    return base.to(device)
+
+
+@exercise("ex06_1", points=2, timeout=60)
+class LoRAForwardCheck:
     """``LoRA(base, r, alpha).forward``: equals tutorlib's LoRALinear with the same A and B; only A, B train."""
-    from tutorlib.peft import LoRALinear
 
-    LoRA = _lora_class(ctx)
-    base = nn.Linear(12, 7).to(ctx.device)
-    with torch.no_grad():
-        base.weight.copy_(torch.randn(7, 12, generator=ctx.generator).to(ctx.device))
-    try:
-        layer = LoRA(copy.deepcopy(base), r=3, alpha=6.0)
-    except NotImplementedError:
-        raise CheckFailed("LoRA.__init__ raises NotImplementedError: only forward is to be written") from None
-    _attributes(layer, ["base", "lora_A", "lora_B", "scaling"], "your LoRA layer")
-    x = ctx.randn(5, 12)
-    ref = LoRALinear(copy.deepcopy(base), r=3, alpha=6.0).to(ctx.device)
-    start = call_safely(layer, x, name="LoRA.forward")
-    expect_tensor(start, "LoRA(...)(x)", shape=(5, 7), dtype=torch.float32, device=x.device)
-    expect_close(start, base(x).detach(), "LoRA(...)(x) right after construction",
-                 atol=1e-5, rtol=1e-5, hint="B starts at zero, so the output must equal base(x): add the base output")
-    with torch.no_grad():
-        ref.lora_A.weight.copy_(torch.randn(3, 12, generator=ctx.generator).to(ctx.device))
-        ref.lora_B.weight.copy_(torch.randn(7, 3, generator=ctx.generator).to(ctx.device))
-        layer.lora_A.weight.copy_(ref.lora_A.weight)
-        layer.lora_B.weight.copy_(ref.lora_B.weight)
-    out = call_safely(layer, x, name="LoRA.forward")
-    want = ref(x)
-    expect_finite(out, "LoRA(...)(x)")
-    hint = ""
-    with torch.no_grad():
-        unscaled = base(x) + layer.lora_B(layer.lora_A(x))
-        if torch.allclose(out, unscaled, atol=1e-4):
-            hint = "the low-rank branch must be multiplied by self.scaling (alpha / r)"
-        elif torch.allclose(out, want - base(x), atol=1e-4):
-            hint = "you returned only the low-rank update: add the frozen base layer's output base(x)"
-    expect_close(out, want.detach(), "LoRA(...)(x) with non-zero A and B", atol=1e-4, rtol=1e-4, hint=hint)
-    x3 = ctx.randn(2, 4, 12)
-    out3 = call_safely(layer, x3, name="LoRA.forward on a (2, 4, 12) batch of sequences")
-    expect_tensor(out3, "LoRA(...)(x) for x of shape (2, 4, 12)", shape=(2, 4, 7))
-    trainable = sorted(n for n, p in layer.named_parameters() if p.requires_grad)
-    if any(n.startswith("base.") for n in trainable):
-        raise CheckFailed(f"the base layer's parameters are trainable ({trainable}): LoRA freezes them "
-                          "(the given __init__ does this; do not undo it)")
-    layer.zero_grad()
-    layer(x).sum().backward()
-    if layer.lora_A.weight.grad is None or layer.lora_B.weight.grad is None:
-        raise CheckFailed("no gradient reached lora_A / lora_B: compute the update from self.lora_A and self.lora_B "
-                          "inside forward, without torch.no_grad() or .detach()")
+    names = ("LoRA",)
+    reference = ("tutorlib.peft.LoRALinear",)
+    hints = (
+        "the output is the frozen base layer's output plus a low-rank update: base(x) + update.",
+        "the update goes through A then B: self.lora_B(self.lora_A(x)), multiplied by self.scaling (alpha / r).",
+        "B starts at zero, so right after construction the layer equals base(x); compute inside forward, without no_grad or detach.",
+    )
 
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"W": torch.randn(7, 12, generator=gen), "b": 0.1 * torch.randn(7, generator=gen), "x": torch.randn(5, 12, generator=gen),
+                "A": torch.randn(3, 12, generator=gen), "B": torch.randn(7, 3, generator=gen), "x3": torch.randn(2, 4, 12, generator=gen)}
 
-@register("ex06_2", points=1, timeout=60)
-def check_merged_linear(ctx: CheckContext) -> None:
-    """``merged_linear(layer)``: a new nn.Linear with W + scaling·B@A and the same bias; the layer is untouched."""
-    from tutorlib.peft import LoRALinear
-
-    merged_linear = ctx.function("merged_linear")
-    for bias in (True, False):
-        layer = LoRALinear(nn.Linear(10, 6, bias=bias), r=2, alpha=5.0).to(ctx.device)
+    def call(self, learner: Learner, inputs: dict) -> dict:
+        LoRA, dev = _lora_class_of(learner), learner.device
+        try:
+            layer = LoRA(copy.deepcopy(_base_linear(inputs, dev)), r=3, alpha=6.0)
+        except NotImplementedError:
+            raise CheckFailed("LoRA.__init__ raises NotImplementedError: only forward is to be written") from None
+        _attributes(layer, ["base", "lora_A", "lora_B", "scaling"], "your LoRA layer")
+        layer = layer.to(dev)
+        x = inputs["x"].to(dev)
+        start = learner.call(layer, x, name="LoRA.forward")
         with torch.no_grad():
-            layer.lora_A.weight.copy_(torch.randn(2, 10, generator=ctx.generator).to(ctx.device))
-            layer.lora_B.weight.copy_(torch.randn(6, 2, generator=ctx.generator).to(ctx.device))
-        what = f"merged_linear(layer) for a layer {'with' if bias else 'without'} bias"
-        out = call_safely(merged_linear, layer, name="merged_linear")
-        if not isinstance(out, nn.Linear):
-            raise CheckFailed(f"{what} returned {type(out).__name__}, expected a plain nn.Linear (the deployable layer)")
-        ref = reference_merged_linear(layer)
-        expect_tensor(out.weight, f"the weight of {what}", shape=tuple(ref.weight.shape), device=ref.weight.device)
+            layer.lora_A.weight.copy_(inputs["A"].to(dev))
+            layer.lora_B.weight.copy_(inputs["B"].to(dev))
+        out = learner.call(layer, x, name="LoRA.forward")
+        out3 = learner.call(layer, inputs["x3"].to(dev), name="LoRA.forward on a (2, 4, 12) batch of sequences")
+        trainable = sorted(n for n, p in layer.named_parameters() if p.requires_grad)
+        grads = False
+        if isinstance(out, torch.Tensor):
+            layer.zero_grad()
+            y = layer(x)
+            if y.requires_grad:
+                y.sum().backward()
+                grads = layer.lora_A.weight.grad is not None and layer.lora_B.weight.grad is not None
+        detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
+        return {"start": detach(start), "out": detach(out), "out3": detach(out3), "trainable": trainable, "grads": grads}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        from tutorlib.peft import LoRALinear
+
+        base = _base_linear(inputs, torch.device("cpu"))
+        x = inputs["x"]
+        start = outputs["start"]
+        expect_tensor(start, "LoRA(...)(x)", shape=(5, 7), dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            plain = base(x)
+        expect_close(start.cpu(), plain, "LoRA(...)(x) right after construction",
+                     atol=1e-5, rtol=1e-5, hint="B starts at zero, so the output must equal base(x): add the base output")
+        ref = LoRALinear(copy.deepcopy(base), r=3, alpha=6.0)
+        with torch.no_grad():
+            ref.lora_A.weight.copy_(inputs["A"])
+            ref.lora_B.weight.copy_(inputs["B"])
+            want = ref(x)
+            update = x @ inputs["A"].T @ inputs["B"].T
+        out = outputs["out"]
+        expect_tensor(out, "LoRA(...)(x)", shape=(5, 7))
+        expect_finite(out, "LoRA(...)(x)")
+        out = out.cpu()
         hint = ""
-        with torch.no_grad():
-            if torch.allclose(out.weight, layer.base.weight + layer.lora_B.weight @ layer.lora_A.weight, atol=1e-5):
-                hint = "multiply B @ A by layer.scaling"
-            elif torch.allclose(out.weight, layer.base.weight + layer.scaling * (layer.lora_A.weight.T @ layer.lora_B.weight.T).T, atol=1e-5):
-                hint = ""
-            elif out.weight.shape == ref.weight.shape and torch.allclose(out.weight, layer.base.weight, atol=1e-6):
-                hint = "the weight is unchanged: add scaling * lora_B.weight @ lora_A.weight"
-        expect_close(out.weight.detach(), ref.weight.detach(), f"the weight of {what}", atol=1e-5, rtol=1e-5, hint=hint)
-        if bias != (out.bias is not None):
-            raise CheckFailed(f"{what}: the base layer {'has' if bias else 'has no'} bias, the merged one "
-                              f"{'has none' if bias else 'has one'}: keep the base's bias as it is")
-        if bias:
-            expect_close(out.bias.detach(), layer.base.bias.detach(), f"the bias of {what}", atol=1e-6, rtol=0)
-        x = ctx.randn(4, 10)
-        expect_close(out(x).detach(), layer(x).detach(), f"{what}(x) vs layer(x)", atol=1e-4, rtol=1e-4)
+        if torch.allclose(out, plain + update, atol=1e-4):
+            hint = "the low-rank branch must be multiplied by self.scaling (alpha / r)"
+        elif torch.allclose(out, want - plain, atol=1e-4):
+            hint = "you returned only the low-rank update: add the frozen base layer's output base(x)"
+        expect_close(out, want, "LoRA(...)(x) with non-zero A and B", atol=1e-4, rtol=1e-4, hint=hint)
+        expect_tensor(outputs["out3"], "LoRA(...)(x) for x of shape (2, 4, 12)", shape=(2, 4, 7))
+        trainable = outputs["trainable"]
+        if any(n.startswith("base.") for n in trainable):
+            raise CheckFailed(f"the base layer's parameters are trainable ({trainable}): LoRA freezes them "
+                              "(the given __init__ does this; do not undo it)")
+        if not outputs["grads"]:
+            raise CheckFailed("no gradient reached lora_A / lora_B: compute the update from self.lora_A and self.lora_B "
+                              "inside forward, without torch.no_grad() or .detach()")
+
+
+def _lora_layer(case: dict, device: torch.device) -> Any:
+    from tutorlib.peft import LoRALinear
+
+    base = nn.Linear(10, 6, bias=case["bias"])
+    with torch.no_grad():
+        base.weight.copy_(case["W"])
+        if case["bias"]:
+            base.bias.copy_(case["b"])
+    layer = LoRALinear(base, r=2, alpha=5.0)
+    with torch.no_grad():
+        layer.lora_A.weight.copy_(case["A"])
+        layer.lora_B.weight.copy_(case["B"])
+    return layer.to(device)
+
+
+@exercise("ex06_2", points=1, timeout=60)
+class MergedLinearCheck:
+    """``merged_linear(layer)``: a new nn.Linear with W + scaling·B@A and the same bias; the layer is untouched."""
+
+    names = ("merged_linear",)
+    reference = ("tutorlib.grading.checks.ex06.reference_merged_linear", "tutorlib.peft.merge_lora")
+    hints = (
+        "build a fresh nn.Linear with the base layer's in/out features (and a bias only if the base has one).",
+        "its weight is layer.base.weight + layer.scaling * layer.lora_B.weight @ layer.lora_A.weight; the bias is the base's.",
+        "copy the values in under torch.no_grad() and leave the LoRA layer itself unchanged.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"cases": [{"bias": bias, "W": torch.randn(6, 10, generator=gen), "b": torch.randn(6, generator=gen),
+                           "A": torch.randn(2, 10, generator=gen), "B": torch.randn(6, 2, generator=gen)} for bias in (True, False)],
+                "x": torch.randn(4, 10, generator=gen)}
+
+    def call(self, learner: Learner, inputs: dict) -> list:
+        fn, dev, outs = learner.function("merged_linear"), learner.device, []
+        for case in inputs["cases"]:
+            out = learner.call(fn, _lora_layer(case, dev), name="merged_linear")
+            if not isinstance(out, nn.Linear):
+                outs.append({"type": type(out).__name__})
+                continue
+            with torch.no_grad():
+                y = out(inputs["x"].to(dev))
+            outs.append({"type": "Linear", "weight": out.weight.detach(), "bias": None if out.bias is None else out.bias.detach(),
+                         "y": y})
+        return outs
+
+    def compare(self, inputs: dict, outputs: list) -> None:
+        x = inputs["x"]
+        for case, out in zip(inputs["cases"], outputs):
+            bias = case["bias"]
+            what = f"merged_linear(layer) for a layer {'with' if bias else 'without'} bias"
+            if out["type"] != "Linear":
+                raise CheckFailed(f"{what} returned {out['type']}, expected a plain nn.Linear (the deployable layer)")
+            layer = _lora_layer(case, torch.device("cpu"))
+            ref = reference_merged_linear(layer)
+            weight = expect_tensor(out["weight"], f"the weight of {what}", shape=tuple(ref.weight.shape), device=self.device).cpu()
+            hint = ""
+            with torch.no_grad():
+                if torch.allclose(weight, layer.base.weight + layer.lora_B.weight @ layer.lora_A.weight, atol=1e-5):
+                    hint = "multiply B @ A by layer.scaling"
+                elif torch.allclose(weight, layer.base.weight, atol=1e-6):
+                    hint = "the weight is unchanged: add scaling * lora_B.weight @ lora_A.weight"
+            expect_close(weight, ref.weight.detach(), f"the weight of {what}", atol=1e-5, rtol=1e-5, hint=hint)
+            if bias != (out["bias"] is not None):
+                raise CheckFailed(f"{what}: the base layer {'has' if bias else 'has no'} bias, the merged one "
+                                  f"{'has none' if bias else 'has one'}: keep the base's bias as it is")
+            if bias:
+                expect_close(out["bias"].cpu(), layer.base.bias.detach(), f"the bias of {what}", atol=1e-6, rtol=0)
+            with torch.no_grad():
+                expect_close(out["y"].cpu(), layer(x), f"{what}(x) vs layer(x)", atol=1e-4, rtol=1e-4)
 
 
 def _plain_bert() -> nn.Module:
@@ -293,51 +365,76 @@ class CountLoraParametersCheck:
             raise CheckFailed(f"{call} gave {got:,}, expected {want:,}: {hint}")
 
 
-@register("ex06_4", points=2, timeout=60)
-def check_adapter(ctx: CheckContext) -> None:
+@exercise("ex06_4", points=2, timeout=60)
+class AdapterCheck:
     """``Adapter(hidden, bottleneck)``: identity at init, reference parameter count, same outputs as BottleneckAdapter."""
-    from tutorlib.peft import BottleneckAdapter
 
-    Adapter = ctx.get("Adapter")
-    if not isinstance(Adapter, type) or not issubclass(Adapter, nn.Module):
-        raise CheckFailed("`Adapter` should be an nn.Module class: define `class Adapter(nn.Module):`")
-    try:
-        adapter = Adapter(24, 5)
-    except NotImplementedError:
+    names = ("Adapter",)
+    reference = ("tutorlib.peft.BottleneckAdapter",)
+    hints = (
+        "two layers: down = nn.Linear(hidden, bottleneck) and up = nn.Linear(bottleneck, hidden), with a GELU between them.",
+        "forward returns h + up(gelu(down(h))): the residual connection keeps the input.",
+        "initialise up's weight and bias to zero so that the adapter starts as the identity.",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        from tutorlib.peft import BottleneckAdapter
+
+        with torch.random.fork_rng():
+            shapes = {k: v.shape for k, v in BottleneckAdapter(24, 5).state_dict().items()}
+        return {"h": torch.randn(3, 4, 24, generator=gen), "state": {k: torch.randn(s, generator=gen) for k, s in shapes.items()}}
+
+    def call(self, learner: Learner, inputs: dict) -> dict:
         from ..compare import NotAttempted
 
-        raise NotAttempted("Adapter still raises NotImplementedError: write __init__ and forward") from None
-    except Exception as exc:  # noqa: BLE001
-        raise CheckFailed(f"Adapter(24, 5) raised {type(exc).__name__}: {exc}") from None
-    adapter = adapter.to(ctx.device)
-    _attributes(adapter, ["down", "up"], "your Adapter")
-    ref = BottleneckAdapter(24, 5).to(ctx.device)
-    n_got = sum(p.numel() for p in adapter.parameters())
-    n_ref = sum(p.numel() for p in ref.parameters())
-    if n_got != n_ref:
-        raise CheckFailed(f"Adapter(24, 5) has {n_got} parameters, expected {n_ref}: down = nn.Linear(hidden, bottleneck), "
-                          "up = nn.Linear(bottleneck, hidden), both with bias, and nothing else trainable")
-    h = ctx.randn(3, 4, 24)
-    out = call_safely(adapter, h, name="Adapter.forward")
-    expect_tensor(out, "Adapter(24, 5)(h)", shape=(3, 4, 24), dtype=torch.float32, device=h.device)
-    expect_close(out, h, "Adapter(24, 5)(h) right after construction", atol=1e-6, rtol=0,
-                 hint="the adapter must start as the identity: initialise up's weight and bias to zero and add h (the residual)")
-    state = {k: torch.randn(v.shape, generator=ctx.generator).to(ctx.device) for k, v in ref.state_dict().items()}
-    try:
-        adapter.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckFailed(f"your Adapter's weights are not down.weight/down.bias/up.weight/up.bias of the expected "
-                          f"shapes: {str(exc).splitlines()[0]}") from None
-    ref.load_state_dict(state)
-    out = call_safely(adapter, h, name="Adapter.forward")
-    want = ref(h).detach()
-    hint = ""
-    with torch.no_grad():
+        Adapter, dev = learner.get("Adapter"), learner.device
+        if not isinstance(Adapter, type) or not issubclass(Adapter, nn.Module):
+            raise CheckFailed("`Adapter` should be an nn.Module class: define `class Adapter(nn.Module):`")
+        try:
+            adapter = Adapter(24, 5)
+        except NotImplementedError:
+            raise NotAttempted("Adapter still raises NotImplementedError: write __init__ and forward") from None
+        except Exception as exc:  # noqa: BLE001
+            raise CheckFailed(f"Adapter(24, 5) raised {type(exc).__name__}: {exc}") from None
+        adapter = adapter.to(dev)
+        _attributes(adapter, ["down", "up"], "your Adapter")
+        h = inputs["h"].to(dev)
+        start = learner.call(adapter, h, name="Adapter.forward")
+        n_params = sum(p.numel() for p in adapter.parameters())
+        try:
+            adapter.load_state_dict({k: v.to(dev) for k, v in inputs["state"].items()})
+        except RuntimeError as exc:
+            raise CheckFailed(f"your Adapter's weights are not down.weight/down.bias/up.weight/up.bias of the expected "
+                              f"shapes: {str(exc).splitlines()[0]}") from None
+        out = learner.call(adapter, h, name="Adapter.forward")
+        with torch.no_grad():
+            no_act = h + adapter.up(adapter.down(h))
+        detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
+        return {"n_params": n_params, "start": detach(start), "out": detach(out), "no_act": no_act}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        from tutorlib.peft import BottleneckAdapter
+
+        with torch.random.fork_rng():
+            ref = BottleneckAdapter(24, 5)
+        n_ref = sum(p.numel() for p in ref.parameters())
+        if outputs["n_params"] != n_ref:
+            raise CheckFailed(f"Adapter(24, 5) has {outputs['n_params']} parameters, expected {n_ref}: down = nn.Linear(hidden, bottleneck), "
+                              "up = nn.Linear(bottleneck, hidden), both with bias, and nothing else trainable")
+        h = inputs["h"]
+        start = expect_tensor(outputs["start"], "Adapter(24, 5)(h)", shape=(3, 4, 24), dtype=torch.float32, device=self.device)
+        expect_close(start.cpu(), h, "Adapter(24, 5)(h) right after construction", atol=1e-6, rtol=0,
+                     hint="the adapter must start as the identity: initialise up's weight and bias to zero and add h (the residual)")
+        ref.load_state_dict(inputs["state"])
+        with torch.no_grad():
+            want = ref(h)
+        out = expect_tensor(outputs["out"], "Adapter(24, 5)(h)", shape=(3, 4, 24)).cpu()
+        hint = ""
         if torch.allclose(out, want - h, atol=1e-4):
             hint = "add the input h to the bottleneck's output (the residual connection)"
-        elif torch.allclose(out, h + adapter.up(adapter.down(h)), atol=1e-4):
+        elif torch.allclose(out, outputs["no_act"].cpu(), atol=1e-4):
             hint = "apply the GELU non-linearity between down and up"
-    expect_close(out.detach(), want, "Adapter(24, 5)(h) with trained weights", atol=1e-4, rtol=1e-4, hint=hint)
+        expect_close(out, want, "Adapter(24, 5)(h) with trained weights", atol=1e-4, rtol=1e-4, hint=hint)
 
 
 _RANK_CASES = ((["query", "value"], 1000), (["query", "value"], 96 * 4), (["query", "key", "value", "dense"], 5000),
@@ -483,31 +580,50 @@ class LoraExperimentCheck:
         expect_close(acc, measured, "`exp_val_accuracy` (re-measured from exp_model's weights)", atol=1e-4, rtol=0, hint=hint)
 
 
-@register("ex06_7", points=1, timeout=60)
-def check_read_table(ctx: CheckContext) -> None:
+@exercise("ex06_7", points=1, timeout=60)
+class ReadTableCheck:
     """Reading the comparison: ``memory_ratio`` (full / LoRA peak) and ``cheapest_good`` from ``table_results``."""
-    results = ctx.get("table_results")
-    if not isinstance(results, (list, tuple)) or not results or not all(hasattr(r, "peak_bytes") for r in results):
-        raise CheckFailed("`table_results` should be the list compare_methods returned: run the cell that makes it")
-    by = {r.method: r for r in results}
-    if not {"full", "lora"} <= set(by):
-        raise CheckFailed("`table_results` must include the 'full' and 'lora' methods: keep the method list as given")
-    ratio = expect_number(ctx.get("memory_ratio"), "`memory_ratio`", float)
-    want = by["full"].peak_bytes / by["lora"].peak_bytes
-    hint = "divide full fine-tuning's peak by LoRA's (not the other way round)" if abs(ratio - 1 / want) < 1e-3 else \
-        "peak_bytes of the 'full' row divided by peak_bytes of the 'lora' row"
-    expect_close(ratio, want, "`memory_ratio`", atol=1e-3, rtol=1e-3, hint=hint)
-    choice = ctx.get("cheapest_good")
-    if not isinstance(choice, str):
-        raise CheckFailed(f"`cheapest_good` should be a method name such as 'lora' (a str), got {type(choice).__name__}")
-    expected = reference_cheapest_close_to_best(results)
-    if choice != expected:
-        if choice not in by:
-            raise CheckFailed(f"`cheapest_good` is {choice!r}, which is not a method of the table: use a value of "
-                              f"r.method, one of {sorted(by)}")
-        best = max(r.val_accuracy for r in results)
-        mine = by[choice]
-        if 100 * mine.val_accuracy < 100 * best - 2.0:
-            raise CheckFailed(f"{choice!r} has {100 * mine.val_accuracy:.1f} % validation accuracy, more than 2 points "
-                              f"below the best ({100 * best:.1f} %)")
-        raise CheckFailed(f"{choice!r} is within 2 points of the best, but {expected!r} is too and needs less peak memory")
+
+    names = ("table_results", "memory_ratio", "cheapest_good")
+    hints = (
+        "memory_ratio = peak_bytes of the 'full' row / peak_bytes of the 'lora' row (how many times more memory full fine-tuning needs).",
+        "cheapest_good: among the methods within 2 points of the best validation accuracy, the one with the lowest peak_bytes (its r.method).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {}
+
+    def call(self, learner: Learner, inputs: dict) -> dict:
+        results = learner.get("table_results")
+        if not isinstance(results, (list, tuple)) or not results or not all(
+                hasattr(r, "peak_bytes") and hasattr(r, "method") and hasattr(r, "val_accuracy") for r in results):
+            raise CheckFailed("`table_results` should be the list compare_methods returned: run the cell that makes it")
+        rows = [{"method": str(r.method), "peak_bytes": float(r.peak_bytes), "val_accuracy": float(r.val_accuracy)} for r in results]
+        return {"rows": rows, "ratio": learner.get("memory_ratio"), "choice": learner.get("cheapest_good")}
+
+    def compare(self, inputs: dict, outputs: dict) -> None:
+        from types import SimpleNamespace
+
+        results = [SimpleNamespace(**r) for r in outputs["rows"]]
+        by = {r.method: r for r in results}
+        if not {"full", "lora"} <= set(by):
+            raise CheckFailed("`table_results` must include the 'full' and 'lora' methods: keep the method list as given")
+        ratio = expect_number(outputs["ratio"], "`memory_ratio`", float)
+        want = by["full"].peak_bytes / by["lora"].peak_bytes
+        hint = "divide full fine-tuning's peak by LoRA's (not the other way round)" if abs(ratio - 1 / want) < 1e-3 else \
+            "peak_bytes of the 'full' row divided by peak_bytes of the 'lora' row"
+        expect_close(ratio, want, "`memory_ratio`", atol=1e-3, rtol=1e-3, hint=hint)
+        choice = outputs["choice"]
+        if not isinstance(choice, str):
+            raise CheckFailed(f"`cheapest_good` should be a method name such as 'lora' (a str), got {type(choice).__name__}")
+        expected = reference_cheapest_close_to_best(results)
+        if choice != expected:
+            if choice not in by:
+                raise CheckFailed(f"`cheapest_good` is {choice!r}, which is not a method of the table: use a value of "
+                                  f"r.method, one of {sorted(by)}")
+            best = max(r.val_accuracy for r in results)
+            mine = by[choice]
+            if 100 * mine.val_accuracy < 100 * best - 2.0:
+                raise CheckFailed(f"{choice!r} has {100 * mine.val_accuracy:.1f} % validation accuracy, more than 2 points "
+                                  f"below the best ({100 * best:.1f} %)")
+            raise CheckFailed(f"{choice!r} is within 2 points of the best, but {expected!r} is too and needs less peak memory")

@@ -246,6 +246,12 @@ class EqualizedOddsCheck:
         for n, n_groups in [(40, 2), (60, 3), (80, 4)]:
             cases.append({"y": torch.randint(2, (n,), generator=gen), "p": torch.randint(2, (n,), generator=gen),
                           "g": [_GROUP_NAMES[i] for i in torch.randint(n_groups, (n,), generator=gen).tolist()]})
+        # Two groups whose true-positive rates agree but false-positive rates differ, and the other way round:
+        # a gap of only one of the rates fails on one of them.
+        flip = int(torch.randint(2, (1,), generator=gen))
+        y = torch.tensor([1, 1, 0, 0, 1, 1, 0, 0])
+        for p in ([1, 1, 0, 0, 1, 1, 1, 0], [1, 0, 0, 0, 1, 1, 0, 0]):
+            cases.append({"y": y, "p": torch.tensor(p), "g": [_GROUP_NAMES[(i // 4 + flip) % 2] for i in range(8)]})
         return {"cases": cases}
 
     def call(self, learner: Any, inputs: dict) -> list:
