@@ -64,7 +64,10 @@ def test_time_by_op_finds_the_matmuls_float_and_int8():
     ops = time_by_op(model, x, repeats=2)
     assert {"aten::addmm", "aten::gelu"} <= set(ops)
     assert list(ops.values()) == sorted(ops.values(), reverse=True)
-    assert 0.3 < matmul_share(ops) <= 1.0  # two 256x1024 matmuls dominate one GELU
+    # which ops were timed is behaviour; how much time each took depends on the machine's load (a busy CI
+    # machine once gave a stray aten::expand 2.6 ms), so the share is only checked to be a fraction here
+    assert 0.0 < matmul_share(ops) <= 1.0
+    assert matmul_share({"aten::addmm": 3.0, "aten::gelu": 1.0, "quantized::linear_dynamic": 4.0}) == 7 / 8
     q_ops = time_by_op(quantize_legacy(model), x, repeats=2)
     assert "quantized::linear_dynamic" in q_ops and "aten::addmm" not in q_ops
     assert matmul_share(q_ops) > 0
