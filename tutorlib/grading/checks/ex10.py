@@ -71,34 +71,47 @@ class TopPCheck:
     def compare(self, inputs: dict, outputs: Any) -> None:
         from tutorlib.llm.decoding import top_p_filter
 
-        for c, out in zip(inputs["cases"], outputs):
+        cases = inputs["cases"]
+        for c, out in zip(cases, outputs):
+            what = f"top_p_filter(logits of shape {tuple(c['logits'].shape)}, p={c['p']})"
+            expect_tensor(out, what, shape=tuple(c["logits"].shape), dtype=c["logits"].dtype, device=self.device)
+        outs = [out.detach().cpu() for out in outputs]
+        removed = [torch.isneginf(out) for out in outs]
+        wants = [top_p_filter(c["logits"], c["p"]) for c in cases]
+        # A mistake made the same way in every case names itself (one case alone can match several).
+        variants = {
+            "the right number of tokens, but not the right ones: the mask is in sorted order, put it back at the "
+            "tokens' own positions with .scatter(-1, order, remove)": dict(unsort=False),
+            "you keep the least likely tokens: sort the logits in DESCENDING order": dict(descending=False),
+        }
+        diagnosis = ""
+        for msg, kw in variants.items():
+            alts = [_top_p_removed(c["logits"], c["p"], **kw) for c in cases]
+            if all(torch.equal(r, alt) for r, alt in zip(removed, alts)) and \
+                    any(not torch.equal(alt, torch.isneginf(w)) for alt, w in zip(alts, wants)):
+                diagnosis = msg
+                break
+        for c, out, got_removed, want in zip(cases, outs, removed, wants):
             logits, p = c["logits"], c["p"]
-            vocab = logits.shape[-1]
             what = f"top_p_filter(logits of shape {tuple(logits.shape)}, p={p})"
-            expect_tensor(out, what, shape=tuple(logits.shape), dtype=logits.dtype, device=self.device)
-            out = out.detach().cpu()
-            want = top_p_filter(logits, p)
-            got_removed, want_removed = torch.isneginf(out), torch.isneginf(want)
+            want_removed = torch.isneginf(want)
             if not torch.equal(got_removed, want_removed):
                 row = int((got_removed != want_removed).any(1).nonzero()[0])
                 kept, should = int((~got_removed[row]).sum()), int((~want_removed[row]).sum())
-                hint = ""
-                if not got_removed.any():
-                    hint = (" (no logit is -inf: replace the removed tokens' logits by float('-inf'), so that the "
-                            "softmax gives them probability 0)")
-                elif torch.equal(got_removed, _top_p_removed(logits, p, unsort=False)):
-                    hint = (" (the right number of tokens, but not the right ones: the mask is in sorted order, put it "
-                            "back at the tokens' own positions with .scatter(-1, order, remove))")
-                elif torch.equal(got_removed, _top_p_removed(logits, p, descending=False)):
-                    hint = " (you keep the least likely tokens: sort the logits in DESCENDING order)"
+                hint = diagnosis
+                if hint:
+                    pass
+                elif not got_removed.any() and bool((out[want_removed] == out[want_removed][0]).all()):
+                    hint = ("no logit is -inf: replace the removed tokens' logits by float('-inf'), so that the softmax "
+                            "gives them probability exactly 0")
                 elif kept == should + 1:
-                    hint = (" (you keep one token too many: a token stays only while the probability of the tokens "
-                            "before it is below p)")
+                    hint = ("you keep one token too many: a token stays only while the probability of the tokens "
+                            "before it is below p")
                 elif kept == should - 1:
-                    hint = " (one token too few: keep the token that makes the running total reach p)"
-                elif kept == vocab - should:
-                    hint = " (the kept and removed sets are swapped)"
-                raise CheckFailed(f"{what}: row {row} keeps {kept} tokens, expected {should}{hint}")
+                    hint = "one token too few: keep the token that makes the running total reach p"
+                elif kept == logits.shape[-1] - should:
+                    hint = "the kept and removed sets are swapped"
+                raise CheckFailed(f"{what}: row {row} keeps {kept} tokens, expected {should}" + (f" ({hint})" if hint else ""))
             expect_close(out[~want_removed], want[~want_removed], f"the kept logits of {what}", atol=1e-6,
                          hint="do not rescale the kept logits: only replace the removed ones by -inf")
 
@@ -138,6 +151,30 @@ def _beams(next_logits: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tenso
     return beams
 
 
+def _greedy(next_logits: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tensor, steps: int) -> torch.Tensor:
+    for _ in range(steps):
+        ids = torch.cat([ids, next_logits(ids).argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+def _beam_answers(next_logits: Callable[[torch.Tensor], torch.Tensor], case: dict) -> dict[str, torch.Tensor]:
+    """The right answer on ``case`` and those of the typical mistakes (the check's inputs separate them all)."""
+    ids, steps, k = case["ids"], case["steps"], case["num_beams"]
+    return {"right": reference_beam_search(next_logits, ids, steps, k),
+            "greedy": _greedy(next_logits, ids, steps),
+            "accumulate": _beams(next_logits, ids, steps, k, accumulate=False)[:1],
+            "softmax": _beams(next_logits, ids, steps, k, score="softmax")[:1],
+            "raw": _beams(next_logits, ids, steps, k, score="raw")[:1],
+            "last": _beams(next_logits, ids, steps, k)[-1:]}
+
+
+def _unseparated(answers: list[dict[str, torch.Tensor]]) -> set[tuple[str, str]]:
+    """Pairs of answers (right or mistaken) that are the same in every case."""
+    names = list(answers[0])
+    return {(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if all(torch.equal(ans[a], ans[b]) for ans in answers)}
+
+
 @exercise("ex10_2", points=3, timeout=60)
 class BeamSearchCheck:
     """``beam_search(next_logits, ids, max_new_tokens, num_beams)``: the same best sequence as the reference."""
@@ -153,8 +190,31 @@ class BeamSearchCheck:
     def inputs(self, gen: torch.Generator) -> dict:
         vocab = 12
         tables = [2.0 * torch.randn(vocab, vocab, generator=gen) for _ in range(2)]
-        cases = [{"ids": torch.randint(0, vocab, (1, 3), generator=gen), "steps": steps, "num_beams": k}
-                 for k, steps in ((1, 5), (3, 6), (4, 5))]
+        lm = _table_lm((tables[0], tables[1]))
+
+        def draw(k: int, steps: int) -> dict:
+            return {"ids": torch.randint(0, vocab, (1, 3), generator=gen), "steps": steps, "num_beams": k}
+
+        # Prompts where the beams find a better sequence than the greedy one (else a greedy answer would pass),
+        # then more until the right answer and each typical mistake differ from one another in some case.
+        cases = [draw(1, 5)]
+        for k, steps in ((3, 6), (4, 5), (2, 6)):
+            for _ in range(40):
+                c = draw(k, steps)
+                answers = _beam_answers(lm, c)
+                if not torch.equal(answers["right"], answers["greedy"]):
+                    break
+            cases.append(c)
+        answers = [_beam_answers(lm, c) for c in cases]
+        for _ in range(60):
+            left = _unseparated(answers)
+            if not left:
+                break
+            c = draw(3, 6)
+            new = _beam_answers(lm, c)
+            if any(not torch.equal(new[a], new[b]) for a, b in left):
+                cases.append(c)
+                answers.append(new)
         return {"tables": tables, "cases": cases}
 
     def call(self, learner: Learner, inputs: dict) -> list:
@@ -164,7 +224,8 @@ class BeamSearchCheck:
 
     def compare(self, inputs: dict, outputs: Any) -> None:
         lm = _table_lm(tuple(inputs["tables"]))
-        for c, out in zip(inputs["cases"], outputs):
+        cases = inputs["cases"]
+        for c, out in zip(cases, outputs):
             ids, steps, k = c["ids"], c["steps"], c["num_beams"]
             T = ids.shape[1]
             what = f"beam_search(next_logits, ids={ids.tolist()}, max_new_tokens={steps}, num_beams={k})"
@@ -174,32 +235,41 @@ class BeamSearchCheck:
             if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == k > 1 and out.shape[1] == T + steps:
                 raise CheckFailed(f"{what} returned all {k} beams: return only the best one, shape (1, {T + steps})")
             expect_tensor(out, what, shape=(1, T + steps))
-            got = out.detach().long().cpu()
-            want = reference_beam_search(lm, ids, steps, k)
+        gots = [out.detach().long().cpu() for out in outputs]
+        wants = [reference_beam_search(lm, c["ids"], c["steps"], c["num_beams"]) for c in cases]
+        if all(torch.equal(g, w) for g, w in zip(gots, wants)):
+            return
+
+        def beams(c: dict, **kw: Any) -> torch.Tensor:
+            return _beams(lm, c["ids"], c["steps"], c["num_beams"], **kw)
+
+        # A mistake made the same way in every case names itself (one case alone can match several).
+        variants = {
+            "that is the greedy answer: keep num_beams candidates, ranked by their total log-probability":
+                lambda c: _greedy(lm, c["ids"], c["steps"]),
+            "rank by the TOTAL log-probability of each candidate: add the beam's score so far to the new token's "
+            "log-probability": lambda c: beams(c, accumulate=False)[:1],
+            "add log-probabilities (log_softmax), not probabilities: a sequence's probability is the PRODUCT of its "
+            "tokens' probabilities": lambda c: beams(c, score="softmax")[:1],
+            "turn each beam's logits into log-probabilities with log_softmax before adding: raw logits of different "
+            "beams are not on the same scale": lambda c: beams(c, score="raw")[:1],
+            "that is one of the final beams but not the best: return the one with the highest total log-probability "
+            "(torch.topk sorts best first: beams[:1])": lambda c: beams(c)[-1:],
+        }
+        alts = {msg: [fn(c) for c in cases] for msg, fn in variants.items()}
+        diagnosis = next((msg for msg, alt in alts.items()
+                          if all(torch.equal(g, a) for g, a in zip(gots, alt))
+                          and any(not torch.equal(a, w) for a, w in zip(alt, wants))), "")
+        for i, (c, got, want) in enumerate(zip(cases, gots, wants)):
             if torch.equal(got, want):
                 continue
-            hint = ""
-            greedy = ids.clone()
-            for _ in range(steps):
-                greedy = torch.cat([greedy, lm(greedy).argmax(-1, keepdim=True)], 1)
-            final = _beams(lm, ids, steps, k)
-            variants = {
-                "that is the greedy answer: keep num_beams candidates, ranked by their total log-probability": greedy,
-                "rank by the TOTAL log-probability of each candidate: add the beam's score so far to the new token's "
-                "log-probability": _beams(lm, ids, steps, k, accumulate=False)[:1],
-                "add log-probabilities (log_softmax), not probabilities: a sequence's probability is the PRODUCT of "
-                "its tokens' probabilities": _beams(lm, ids, steps, k, score="softmax")[:1],
-                "turn each beam's logits into log-probabilities with log_softmax before adding: raw logits of "
-                "different beams are not on the same scale": _beams(lm, ids, steps, k, score="raw")[:1],
-            }
-            for msg, alt in variants.items():
-                if torch.equal(got, alt) and not torch.equal(alt, want):
-                    hint = f" — {msg}"
-                    break
-            if not hint and any(torch.equal(got, final[r:r + 1]) for r in range(1, final.shape[0])):
-                hint = (" — that is one of the final beams but not the best: return the one with the highest total "
-                        "log-probability (torch.topk sorts best first: beams[:1])")
-            raise CheckFailed(f"{what} returned {got.tolist()}, expected {want.tolist()}{hint}")
+            what = (f"beam_search(next_logits, ids={c['ids'].tolist()}, max_new_tokens={c['steps']}, "
+                    f"num_beams={c['num_beams']})")
+            hint = diagnosis or next((msg for msg, alt in alts.items()
+                                      if torch.equal(got, alt[i]) and not torch.equal(alt[i], want)), "")
+            if not hint and any(torch.equal(got, b[None]) for b in beams(c)[1:]):
+                hint = next(iter(msg for msg in variants if msg.startswith("that is one of the final beams")))
+            raise CheckFailed(f"{what} returned {got.tolist()}, expected {want.tolist()}" + (f" — {hint}" if hint else ""))
 
 
 # --------------------------------------------------------------------------- ex10_3: the repetition penalty
