@@ -1577,3 +1577,194 @@ def _l08_13_experiments() -> list[Case]:
 
 
 CASES += _l08_13_experiments()
+
+# --------------------------------------------------------------------------- lesson 10
+
+
+def _l10() -> list[Case]:
+    from functools import lru_cache
+
+    @lru_cache(maxsize=1)
+    def smollm2_shaped():
+        """A randomly initialised Llama with SmolLM2-135M's KV-cache sizes (30 layers, 3 KV heads of 64), tiny elsewhere:
+        what ``ours`` is to the KV cache, without loading the bundled model."""
+        from tutorlib.llm import Llama, LlamaConfig
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return Llama(LlamaConfig(vocab_size=64, d_model=32, n_layer=30, n_head=9, n_kv_head=3, d_ff=32,
+                                     head_dim=64)).eval()
+
+    def kv(*edits: tuple[str, str], model: Callable[[], Any] = smollm2_shaped) -> Callable[[], dict[str, Any]]:
+        """The solution cell of ex10_9 (with edits), run against ``ours`` = ``model()`` and the library's KVCache."""
+        def namespace() -> dict[str, Any]:
+            from tutorlib.llm import KVCache
+
+            ns = sol("ex10_9", *edits)()
+            ns.update(ours=model(), KVCache=KVCache)   # the function's globals are this dict: looked up at call time
+            return ns
+        return namespace
+
+    def bf16():
+        import copy
+
+        return copy.deepcopy(smollm2_shaped()).to(torch.bfloat16)
+
+    top_p_one_too_many = ("    remove[..., 0] = False",
+                          "    remove[..., 1:] = remove[..., :-1].clone()   # the shift of the inclusive recipe, again\n"
+                          "    remove[..., 0] = False")
+    interleaved = (("angle = torch.cat([angle, angle], dim=-1)", "angle = angle.repeat_interleave(2, dim=-1)"),
+                   ("torch.cat([-x2, x1], dim=-1)", "torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)"))
+    return lesson("10", [
+        Case("ex10_1", "right", sol("ex10_1"), "pass"),
+        Case("ex10_1", "stub", sol("ex10_1", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_1", "running total includes the token (one too few)",
+             sol("ex10_1", ("before = probs.cumsum(dim=-1) - probs", "before = probs.cumsum(dim=-1)")), "fail", "one token too few"),
+        Case("ex10_1", "shifted twice (one too many)", sol("ex10_1", top_p_one_too_many), "fail", "one token too many"),
+        Case("ex10_1", "ascending sort", sol("ex10_1", ("descending=True", "descending=False")), "fail", "DESCENDING"),
+        Case("ex10_1", "mask left in sorted order", sol("ex10_1", ("mask = torch.zeros_like(remove).scatter(-1, order, remove)",
+                                                                   "mask = remove")), "fail", "scatter(-1, order, remove)"),
+        Case("ex10_1", "zeros, not -inf", sol("ex10_1", ('float("-inf")', "0.0")), "fail", "float('-inf')"),
+        Case("ex10_1", "kept logits renormalised", sol("ex10_1", ('logits.masked_fill(mask, float("-inf"))',
+                                                                  'logits.masked_fill(mask, float("-inf")).log_softmax(-1)')),
+             "fail", "do not rescale"),
+        Case("ex10_1", "logits changed in place", sol("ex10_1", ("logits.masked_fill(", "logits.masked_fill_(")), "fail", "in place"),
+        Case("ex10_1", "library's own", sol("ex10_1", ("def top_p_filter", "from tutorlib.llm import top_p_filter as nucleus\n\n\ndef top_p_filter"),
+                                            ("    # BEGIN SOLUTION", "    return nucleus(logits, p)")),
+             "fail", "library's own"),
+        Case("ex10_2", "right", sol("ex10_2"), "pass"),
+        Case("ex10_2", "stub", sol("ex10_2", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_2", "greedy (one beam kept)", sol("ex10_2", ("min(num_beams, total.numel())", "1")), "fail", "greedy"),
+        Case("ex10_2", "scores not accumulated", sol("ex10_2", ("total = (scores[:, None] + logp)", "total = (0 * scores[:, None] + logp)")),
+             "fail", "TOTAL log-probability"),
+        Case("ex10_2", "probabilities added", sol("ex10_2", ("torch.log_softmax(", "torch.softmax(")), "fail", "not probabilities"),
+        Case("ex10_2", "raw logits added", sol("ex10_2", ("torch.log_softmax(next_logits(beams), dim=-1)", "next_logits(beams)")),
+             "fail", "not on the same scale"),
+        Case("ex10_2", "the last beam, not the best", sol("ex10_2", ("return beams[:1]", "return beams[-1:]")), "fail",
+             "not the best"),
+        Case("ex10_2", "only the new tokens", sol("ex10_2", ("return beams[:1]", "return beams[:1, ids.shape[1]:]")), "fail",
+             "the prompt followed by them"),
+        Case("ex10_2", "all the beams", sol("ex10_2", ("return beams[:1]", "return beams")), "fail", "only the best one"),
+        Case("ex10_2", "library's own", sol("ex10_2", ("def beam_search", "from tutorlib.llm import generate\n\n\ndef beam_search"),
+                                            ("    # BEGIN SOLUTION", "    return generate(next_logits, ids, max_new_tokens, strategy='beam', "
+                                                                     "num_beams=num_beams)")),
+             "fail", "library's own"),
+        Case("ex10_3", "right", sol("ex10_3"), "pass"),
+        Case("ex10_3", "stub", sol("ex10_3", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_3", "every seen logit divided", sol("ex10_3", ("torch.where(seen < 0, seen * penalty, seen / penalty)", "seen / penalty")),
+             "fail", "multiply negative logits"),
+        Case("ex10_3", "every seen logit multiplied", sol("ex10_3", ("torch.where(seen < 0, seen * penalty, seen / penalty)", "seen * penalty")),
+             "fail", "divide positive logits"),
+        Case("ex10_3", "the two cases swapped", sol("ex10_3", ("seen < 0", "seen > 0")), "fail", "MORE likely"),
+        Case("ex10_3", "the whole vocabulary penalised", sol("ex10_3", ("return logits.scatter(1, ids, seen)",
+                                                                        "return torch.where(logits < 0, logits * penalty, logits / penalty)")),
+             "fail", "only the tokens that appear in ids"),
+        Case("ex10_3", "penalised once per occurrence",
+             sol("ex10_3", ("    seen = torch.gather(logits, 1, ids)\n    seen = torch.where(seen < 0, seen * penalty, seen / penalty)\n"
+                            "    return logits.scatter(1, ids, seen)",
+                            "    out = logits.clone()\n    for b in range(ids.shape[0]):\n        for j in ids[b].tolist():\n"
+                            "            out[b, j] = out[b, j] * penalty if out[b, j] < 0 else out[b, j] / penalty\n    return out")),
+             "fail", "once, not once per occurrence"),
+        Case("ex10_3", "logits changed in place", sol("ex10_3", ("logits.scatter(", "logits.scatter_(")), "fail", "in place"),
+        Case("ex10_3", "library's own", sol("ex10_3", ("def repetition_penalty", "from tutorlib.llm import apply_repetition_penalty\n\n\n"
+                                                                               "def repetition_penalty"),
+                                            ("    # BEGIN SOLUTION", "    return apply_repetition_penalty(logits, ids, penalty)")),
+             "fail", "library's own"),
+        Case("ex10_4", "right", sol("ex10_4"), "pass"),
+        Case("ex10_4", "stub", sol("ex10_4", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_4", "ties broken by sorting", sol("ex10_4", ("best = max(counts, key=counts.get)", "best = max(sorted(counts), key=counts.get)")),
+             "fail", "seen first"),
+        Case("ex10_4", "merged tokens reused (step by 1)", sol("ex10_4", ("i += 2", "i += 1")), "fail", "skip both"),
+        Case("ex10_4", "pairs counted by twos", sol("ex10_4", ("zip(ids, ids[1:])", "zip(ids[::2], ids[1::2])")), "fail",
+             "expected the most frequent one"),
+        Case("ex10_4", "input emptied in place", sol("ex10_4", ("    return best, merged", "    ids.clear()\n    return best, merged")),
+             "fail", "in place"),
+        Case("ex10_4", "nothing merged", sol("ex10_4", ("    return best, merged", "    return best, ids")), "fail", "nothing was merged"),
+        Case("ex10_4", "library's own", sol("ex10_4", ("def bpe_merge_step", "from tutorlib.llm.bpe import merge_pair\n\n\ndef bpe_merge_step"),
+                                            ("    return best, merged", "    return best, merge_pair(ids, best, new_id)")),
+             "fail", "library's own"),
+        Case("ex10_5", "right", sol("ex10_5"), "pass"),
+        Case("ex10_5", "stub", sol("ex10_5", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_5", "sum of squares (wrong reduction)", sol("ex10_5", (".mean(dim=-1", ".sum(dim=-1")), "fail", "SUM"),
+        Case("ex10_5", "eps outside the root", sol("ex10_5", ("torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)",
+                                                              "1 / (x.pow(2).mean(dim=-1, keepdim=True).sqrt() + eps)")),
+             "fail", "inside the square root"),
+        Case("ex10_5", "no weight (missing scale)", sol("ex10_5", (" * weight", "")), "fail", "weight"),
+        Case("ex10_5", "mean over dimension 0 (wrong axis)", sol("ex10_5", ("dim=-1", "dim=0")), "fail", "LAST dimension"),
+        Case("ex10_5", "mean subtracted (LayerNorm)", sol("ex10_5", ("return x * torch.rsqrt(x.pow(2)",
+                                                                     "x = x - x.mean(dim=-1, keepdim=True)\n    return x * torch.rsqrt(x.pow(2)")),
+             "fail", "LayerNorm"),
+        Case("ex10_5", "input changed in place", sol("ex10_5", ("return x * torch.rsqrt(", "return x.mul_(torch.rsqrt("),
+                                                               (" + eps) * weight", " + eps)) * weight")), "fail", "in place"),
+        Case("ex10_5", "library's own", sol("ex10_5", ("return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight",
+                                                       "return F.rms_norm(x, (x.shape[-1],), weight, eps)")), "fail", "library's own"),
+        Case("ex10_6", "right", sol("ex10_6"), "pass"),
+        Case("ex10_6", "stub", sol("ex10_6", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_6", "rotated by minus the angle", sol("ex10_6", ("torch.cat([-x2, x1], dim=-1)", "torch.cat([x2, -x1], dim=-1)")),
+             "fail", "minus the angle"),
+        Case("ex10_6", "adjacent pairs (interleaved)", sol("ex10_6", *interleaved), "fail", "rotate-half"),
+        Case("ex10_6", "positions + 1 (off by one)", sol("ex10_6", ("positions.float()[:, None]", "(positions.float() + 1)[:, None]")),
+             "fail", "not t + 1"),
+        Case("ex10_6", "0, 1, 2, … instead of the positions", sol("ex10_6", ("positions.float()[:, None]",
+                                                                             "torch.arange(x.shape[2]).float()[:, None]")),
+             "fail", "not 0, 1, 2"),
+        Case("ex10_6", "frequency exponent j / D", sol("ex10_6", ("torch.arange(0, D, 2, device=x.device)", "torch.arange(0, D // 2, device=x.device)")),
+             "fail", "theta ** (-2j / D)"),
+        Case("ex10_6", "library's own", sol("ex10_6", ("def rope", "from tutorlib.llm import layers\n\n\ndef rope"),
+                                            ("    # BEGIN SOLUTION", "    return layers.apply_rope(x, *layers.rope_cos_sin(positions, x.shape[-1], theta))")),
+             "fail", "library's own"),
+        Case("ex10_7", "right", sol("ex10_7"), "pass"),
+        Case("ex10_7", "stub", sol("ex10_7", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_7", "no causal mask", sol("ex10_7", ('    scores = scores.masked_fill(~causal, float("-inf"))\n', "")), "fail",
+             "no causal mask"),
+        Case("ex10_7", "KV heads tiled, not interleaved", sol("ex10_7", ("k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)",
+                                                                         "k.repeat(1, rep, 1, 1), v.repeat(1, rep, 1, 1)")),
+             "fail", "repeat_interleave"),
+        Case("ex10_7", "no 1/sqrt(D) (missing scale)", sol("ex10_7", (" / math.sqrt(q.shape[-1])", "")), "fail", "1 / sqrt(head_dim)"),
+        Case("ex10_7", "diagonal masked (off by one)", sol("ex10_7", (".tril()", ".tril(-1)")), "fail", "diagonal"),
+        Case("ex10_7", "weights returned too", sol("ex10_7", ("return scores.softmax(dim=-1) @ v", "return scores.softmax(dim=-1) @ v, scores")),
+             "fail", "only the output tensor"),
+        Case("ex10_7", "library's own", sol("ex10_7", ("    # BEGIN SOLUTION", "    return F.scaled_dot_product_attention(q, k, v, is_causal=True, "
+                                                                                "enable_gqa=True)")),
+             "fail", "library's own"),
+        Case("ex10_8", "right", sol("ex10_8"), "pass"),
+        Case("ex10_8", "stub", sol("ex10_8", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_8", "attends before appending", sol("ex10_8", ("    k_cache = torch.cat([k_cache, k_new], dim=2)\n"
+                                                                  "    v_cache = torch.cat([v_cache, v_new], dim=2)\n", ""),
+                                                       ("return scores.softmax(dim=-1) @ v, k_cache, v_cache",
+                                                        "return scores.softmax(dim=-1) @ v, torch.cat([k_cache, k_new], dim=2), "
+                                                        "torch.cat([v_cache, v_new], dim=2)")),
+             "fail", "BEFORE attending"),
+        Case("ex10_8", "a causal mask of shape (1, T)", sol("ex10_8", ("# (B, H, 1, T + 1): no mask needed",
+                                                                       "\n    scores = scores.masked_fill(~torch.ones(1, scores.shape[-1], "
+                                                                       "dtype=torch.bool).tril(), float('-inf'))")),
+             "fail", "hides every key but the first"),
+        Case("ex10_8", "the old caches returned", sol("ex10_8", ("return scores.softmax(dim=-1) @ v, k_cache, v_cache",
+                                                                 "return scores.softmax(dim=-1) @ v, k_cache[:, :, :-1], v_cache[:, :, :-1]")),
+             "fail", "still has"),
+        Case("ex10_8", "new token first", sol("ex10_8", ("torch.cat([k_cache, k_new]", "torch.cat([k_new, k_cache]"),
+                                                        ("torch.cat([v_cache, v_new]", "torch.cat([v_new, v_cache]")),
+             "fail", "puts the new token first"),
+        Case("ex10_8", "query dimension squeezed", sol("ex10_8", ("return scores.softmax(dim=-1) @ v,", "return (scores.softmax(dim=-1) @ v).squeeze(2),")),
+             "fail", "expected (1, 4, 1, 8)"),
+        Case("ex10_8", "no 1/sqrt(D) (missing scale)", sol("ex10_8", (" / math.sqrt(q_new.shape[-1])", "")), "fail", "1 / sqrt(head_dim)"),
+        Case("ex10_9", "right (a model with SmolLM2's KV sizes)", kv(), "pass"),
+        Case("ex10_9", "stub", kv(STUB), "not_attempted", "NotImplementedError"),
+        Case("ex10_9", "a typed number", kv(("measured = cache.nbytes()", "measured = 1_000_000")), "fail", "do not type a number"),
+        Case("ex10_9", "a bfloat16 model (half)", kv(model=bf16), "fail", "2-byte numbers"),
+        Case("ex10_9", "formula with the query heads", kv(("measured = cache.nbytes()",
+                                                           "c = ours.config\n    measured = 2 * c.n_layer * c.n_head * c.head_dim * 4 * n_tokens")),
+             "fail", "3 KV heads"),
+        Case("ex10_9", "one token more (a BOS added)", kv(("(1, n_tokens)", "(1, n_tokens + 1)")), "fail", "exactly the"),
+        Case("ex10_9", "numbers per token, not bytes", kv(("measured / n_tokens", "measured / n_tokens / 4")), "fail",
+             "bytes_per_token"),
+        Case("ex10_9", "a number, not a dict", kv(('return {"measured_bytes": measured, "bytes_per_token": measured / n_tokens}',
+                                                   "return measured")), "fail", "return a dict"),
+        Case("ex10_9", "library's formula", kv(("measured = cache.nbytes()", "measured = kv_cache_bytes(ours.config, n_tokens)"),
+                                               ("def measure_kv_cache", "from tutorlib.llm.kv_cache import kv_cache_bytes\n\n\n"
+                                                                        "def measure_kv_cache")),
+             "fail", "library's own"),
+    ])
+
+
+CASES += _l10()

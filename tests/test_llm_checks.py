@@ -11,8 +11,9 @@ from tutorlib.grading.checks.ex12 import reference_rouge_l_f1
 from tutorlib.grading.registry import run_check
 from mutants_table import own
 
-# The learner's copies: ex11_1 and ex12_1/2 flag the library's own functions.
+# The learner's copies: ex10_1-3, ex11_1 and ex12_1/2 flag the library's own functions.
 mask_prompt_labels, reference_rouge_l_f1, cosine_top_k = own(mask_prompt_labels), own(reference_rouge_l_f1), own(cosine_top_k)
+top_p_filter, ref_beam, apply_repetition_penalty = own(top_p_filter), own(ref_beam), own(apply_repetition_penalty)
 
 
 def stub(*args, **kwargs):

@@ -1,10 +1,11 @@
 """Checks for lesson 10 (inside a Transformer LLM).
 
-ex10_1–3 (top-p filtering, beam search, the repetition penalty) are written in the older one-function
-style; ex10_4–9 (one BPE merge step, RMSNorm, RoPE, causal grouped-query attention, a KV-cache decoding
-step, the KV cache of SmolLM2 measured) use the three-part protocol of :mod:`tutorlib.grading.protocol`.
-The references are :mod:`tutorlib.llm` (itself checked against ``transformers``); inputs come from the
-check's private generator.
+Every check follows the three-part protocol of :mod:`tutorlib.grading.protocol`: top-p filtering, beam
+search and the repetition penalty (ex10_1–3), one BPE merge step, RMSNorm, RoPE, causal grouped-query
+attention, a KV-cache decoding step and the KV cache of SmolLM2 measured (ex10_4–9). ``inputs`` draws
+everything from the generator it is given (for beam search: the random tables of a small "language
+model", which ``call`` turns into the ``next_logits`` function the learner's code calls); the references
+are :mod:`tutorlib.llm` (itself checked against ``transformers``).
 
 >>> out = reference_beam_search(lambda ids: torch.zeros(ids.shape[0], 5), torch.zeros(1, 2, dtype=torch.long), 2, 2)
 >>> tuple(out.shape)
@@ -13,13 +14,13 @@ check's private generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ..compare import CheckFailed, call_safely, describe, expect_close, expect_number, expect_tensor
-from ..protocol import exercise
-from ..registry import CheckContext, register
+from ..compare import CheckFailed, describe, expect_close, expect_number, expect_tensor
+from ..protocol import Learner, exercise
 
 __all__ = ["reference_beam_search"]
 
@@ -31,87 +32,317 @@ def reference_beam_search(next_logits: Any, ids: torch.Tensor, max_new_tokens: i
     return beam_search(lambda x: next_logits(x), ids, max_new_tokens, num_beams=num_beams)
 
 
-def _random_lm(ctx: CheckContext, vocab: int = 12) -> Any:
-    """A small deterministic "language model": next-token logits from the last two tokens, random tables."""
-    table1 = 2.0 * torch.randn(vocab, vocab, generator=ctx.generator)
-    table2 = 2.0 * torch.randn(vocab, vocab, generator=ctx.generator)
+# --------------------------------------------------------------------------- ex10_1: top-p (nucleus) filtering
+
+
+def _top_p_removed(logits: torch.Tensor, p: float, *, descending: bool = True, unsort: bool = True) -> torch.Tensor:
+    """Which tokens a top-p filter removes — the right one, or a typical variant (for hints).
+
+    ``descending=False`` sorts the wrong way; ``unsort=False`` forgets to scatter the mask back to the
+    tokens' own positions.
+    """
+    sorted_logits, order = torch.sort(logits, descending=descending, dim=-1)
+    probs = sorted_logits.softmax(dim=-1)
+    remove = probs.cumsum(dim=-1) - probs >= p
+    remove[..., 0] = False
+    return torch.zeros_like(remove).scatter(-1, order, remove) if unsort else remove
+
+
+@exercise("ex10_1", points=2, timeout=60)
+class TopPCheck:
+    """``top_p_filter(logits, p)``: -inf outside the nucleus, logits unchanged inside, at least one token kept."""
+
+    names = ("top_p_filter",)
+    reference = ("tutorlib.llm.decoding.top_p_filter",)
+    hints = ("sort the logits in descending order (torch.sort(..., descending=True) also gives `order`), take the "
+             "softmax and its running total: probs.cumsum(-1)",
+             "a token stays while the probability of the tokens BEFORE it (cumsum - probs) is still below p; the "
+             "most likely token always stays",
+             "the mask is in sorted order: put it back at the tokens' own positions with "
+             "torch.zeros_like(remove).scatter(-1, order, remove), then logits.masked_fill(mask, float('-inf'))")
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        return {"cases": [{"logits": 2 * torch.randn(3, 20, generator=gen), "p": p} for p in (0.9, 0.5, 0.05, 1.0)]}
+
+    def call(self, learner: Learner, inputs: dict) -> list:
+        fn = learner.function("top_p_filter")
+        return [learner.call(fn, c["logits"].to(learner.device), c["p"]) for c in inputs["cases"]]
+
+    def compare(self, inputs: dict, outputs: Any) -> None:
+        from tutorlib.llm.decoding import top_p_filter
+
+        cases = inputs["cases"]
+        for c, out in zip(cases, outputs):
+            what = f"top_p_filter(logits of shape {tuple(c['logits'].shape)}, p={c['p']})"
+            expect_tensor(out, what, shape=tuple(c["logits"].shape), dtype=c["logits"].dtype, device=self.device)
+        outs = [out.detach().cpu() for out in outputs]
+        removed = [torch.isneginf(out) for out in outs]
+        wants = [top_p_filter(c["logits"], c["p"]) for c in cases]
+        # A mistake made the same way in every case names itself (one case alone can match several).
+        variants = {
+            "the right number of tokens, but not the right ones: the mask is in sorted order, put it back at the "
+            "tokens' own positions with .scatter(-1, order, remove)": dict(unsort=False),
+            "you keep the least likely tokens: sort the logits in DESCENDING order": dict(descending=False),
+        }
+        diagnosis = ""
+        for msg, kw in variants.items():
+            alts = [_top_p_removed(c["logits"], c["p"], **kw) for c in cases]
+            if all(torch.equal(r, alt) for r, alt in zip(removed, alts)) and \
+                    any(not torch.equal(alt, torch.isneginf(w)) for alt, w in zip(alts, wants)):
+                diagnosis = msg
+                break
+        for c, out, got_removed, want in zip(cases, outs, removed, wants):
+            logits, p = c["logits"], c["p"]
+            what = f"top_p_filter(logits of shape {tuple(logits.shape)}, p={p})"
+            want_removed = torch.isneginf(want)
+            if not torch.equal(got_removed, want_removed):
+                row = int((got_removed != want_removed).any(1).nonzero()[0])
+                kept, should = int((~got_removed[row]).sum()), int((~want_removed[row]).sum())
+                hint = diagnosis
+                if hint:
+                    pass
+                elif not got_removed.any() and bool((out[want_removed] == out[want_removed][0]).all()):
+                    hint = ("no logit is -inf: replace the removed tokens' logits by float('-inf'), so that the softmax "
+                            "gives them probability exactly 0")
+                elif kept == should + 1:
+                    hint = ("you keep one token too many: a token stays only while the probability of the tokens "
+                            "before it is below p")
+                elif kept == should - 1:
+                    hint = "one token too few: keep the token that makes the running total reach p"
+                elif kept == logits.shape[-1] - should:
+                    hint = "the kept and removed sets are swapped"
+                raise CheckFailed(f"{what}: row {row} keeps {kept} tokens, expected {should}" + (f" ({hint})" if hint else ""))
+            expect_close(out[~want_removed], want[~want_removed], f"the kept logits of {what}", atol=1e-6,
+                         hint="do not rescale the kept logits: only replace the removed ones by -inf")
+
+
+# --------------------------------------------------------------------------- ex10_2: beam search
+
+
+def _table_lm(tables: tuple[torch.Tensor, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A small deterministic "language model": next-token logits from the last two tokens, looked up in two tables."""
+    table1, table2 = tables
 
     def next_logits(ids: torch.Tensor) -> torch.Tensor:
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
             raise CheckFailed(f"next_logits was called with {describe(ids)}: pass the beams as a (n_beams, T) tensor")
+        if ids.is_floating_point():
+            raise CheckFailed(f"next_logits was called with {ids.dtype} ids: keep token ids as integers (torch.long)")
         prev = ids[:, -2] if ids.shape[1] > 1 else ids[:, -1]
-        return table1[ids[:, -1].cpu()] + table2[prev.cpu()]
+        return (table1[ids[:, -1].cpu()] + table2[prev.cpu()]).to(ids.device)
     return next_logits
 
 
-@register("ex10_1", points=2, timeout=60)
-def check_top_p(ctx: CheckContext) -> None:
-    """``top_p_filter(logits, p)``: -inf outside the nucleus, logits unchanged inside, at least one token kept."""
-    from tutorlib.llm import top_p_filter as ref
+def _beams(next_logits: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tensor, steps: int, num_beams: int, *,
+           score: str = "log_softmax", accumulate: bool = True) -> torch.Tensor:
+    """The final beams (best first) of a beam search — the right one, or a typical variant (for hints).
 
-    fn = ctx.function("top_p_filter")
-    for p in (0.9, 0.5, 0.05, 1.0):
-        logits = 2 * ctx.randn(3, 20)
-        what = f"top_p_filter(logits of shape (3, 20), p={p})"
-        out = call_safely(fn, logits, p, name="top_p_filter")
-        expect_tensor(out, what, shape=(3, 20), dtype=logits.dtype, device=logits.device)
-        want = ref(logits, p)
-        got_removed, want_removed = torch.isneginf(out), torch.isneginf(want)
-        if not torch.equal(got_removed, want_removed):
-            row = int((got_removed != want_removed).any(1).nonzero()[0])
-            kept, should = int((~got_removed[row]).sum()), int((~want_removed[row]).sum())
-            hint = ""
-            if kept == should + 1:
-                hint = " (you keep one token too many: a token stays only while the probability of the tokens before it is below p)"
-            elif kept == should - 1:
-                hint = " (one token too few: keep the token that makes the running total reach p)"
-            elif kept == 20 - should:
-                hint = " (the kept and removed sets are swapped)"
-            raise CheckFailed(f"{what}: row {row} keeps {kept} tokens, expected {should}{hint}")
-        expect_close(out[~want_removed], want[~want_removed], f"the kept logits of {what}", atol=1e-6,
-                     hint="do not rescale the kept logits: only replace the removed ones by -inf")
+    ``score="softmax"`` adds probabilities, ``"raw"`` adds raw logits; ``accumulate=False`` ranks by the new
+    token alone.
+    """
+    beams, scores = ids, torch.zeros(1, dtype=torch.float64)
+    for _ in range(steps):
+        logits = next_logits(beams).double()
+        step = {"log_softmax": logits.log_softmax(-1), "softmax": logits.softmax(-1), "raw": logits}[score]
+        vocab = step.shape[-1]
+        total = ((scores[:, None] if accumulate else 0) + step).reshape(-1)
+        scores, flat = torch.topk(total, min(num_beams, total.numel()))
+        beams = torch.cat([beams[flat // vocab], (flat % vocab)[:, None]], dim=1)
+    return beams
 
 
-@register("ex10_2", points=3, timeout=60)
-def check_beam_search(ctx: CheckContext) -> None:
+def _greedy(next_logits: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tensor, steps: int) -> torch.Tensor:
+    for _ in range(steps):
+        ids = torch.cat([ids, next_logits(ids).argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+def _beam_answers(next_logits: Callable[[torch.Tensor], torch.Tensor], case: dict) -> dict[str, torch.Tensor]:
+    """The right answer on ``case`` and those of the typical mistakes (the check's inputs separate them all)."""
+    ids, steps, k = case["ids"], case["steps"], case["num_beams"]
+    return {"right": reference_beam_search(next_logits, ids, steps, k),
+            "greedy": _greedy(next_logits, ids, steps),
+            "accumulate": _beams(next_logits, ids, steps, k, accumulate=False)[:1],
+            "softmax": _beams(next_logits, ids, steps, k, score="softmax")[:1],
+            "raw": _beams(next_logits, ids, steps, k, score="raw")[:1],
+            "last": _beams(next_logits, ids, steps, k)[-1:]}
+
+
+def _unseparated(answers: list[dict[str, torch.Tensor]]) -> set[tuple[str, str]]:
+    """Pairs of answers (right or mistaken) that are the same in every case."""
+    names = list(answers[0])
+    return {(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if all(torch.equal(ans[a], ans[b]) for ans in answers)}
+
+
+@exercise("ex10_2", points=3, timeout=60)
+class BeamSearchCheck:
     """``beam_search(next_logits, ids, max_new_tokens, num_beams)``: the same best sequence as the reference."""
-    fn = ctx.function("beam_search")
-    lm = _random_lm(ctx)
-    for num_beams, steps in ((1, 5), (3, 6), (4, 5)):
-        ids = ctx.randint(12, 1, 3).cpu()
-        what = f"beam_search(next_logits, ids={ids.tolist()}, max_new_tokens={steps}, num_beams={num_beams})"
-        out = call_safely(fn, lm, ids, steps, num_beams, name="beam_search")
-        expect_tensor(out, what, shape=(1, 3 + steps))
-        want = reference_beam_search(lm, ids, steps, num_beams)
-        if not torch.equal(out.long().cpu(), want):
-            hint = ""
-            greedy = ids.clone()
-            for _ in range(steps):
-                greedy = torch.cat([greedy, lm(greedy).argmax(-1, keepdim=True)], 1)
-            if num_beams > 1 and torch.equal(out.long().cpu(), greedy):
-                hint = " — that is the greedy answer: keep num_beams candidates, ranked by their total log-probability"
-            raise CheckFailed(f"{what} returned {out.tolist()}, expected {want.tolist()}{hint}")
+
+    names = ("beam_search",)
+    reference = ("tutorlib.llm.decoding.beam_search", "tutorlib.llm.decoding.generate")
+    hints = ("keep `beams` (n, T) and their `scores` (n,), the total log-probability of each; start with the prompt "
+             "alone and a score of 0",
+             "each step: logp = log_softmax(next_logits(beams), -1) (n, V); total = (scores[:, None] + logp).reshape(-1); "
+             "torch.topk(total, num_beams) gives the new scores and flat indices: beam = flat // V, token = flat % V",
+             "after the last step return the best beam, the prompt included: beams[:1] (shape (1, T + max_new_tokens))")
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        vocab = 12
+        tables = [2.0 * torch.randn(vocab, vocab, generator=gen) for _ in range(2)]
+        lm = _table_lm((tables[0], tables[1]))
+
+        def draw(k: int, steps: int) -> dict:
+            return {"ids": torch.randint(0, vocab, (1, 3), generator=gen), "steps": steps, "num_beams": k}
+
+        # Prompts where the beams find a better sequence than the greedy one (else a greedy answer would pass),
+        # then more until the right answer and each typical mistake differ from one another in some case.
+        cases = [draw(1, 5)]
+        for k, steps in ((3, 6), (4, 5), (2, 6)):
+            for _ in range(40):
+                c = draw(k, steps)
+                answers = _beam_answers(lm, c)
+                if not torch.equal(answers["right"], answers["greedy"]):
+                    break
+            cases.append(c)
+        answers = [_beam_answers(lm, c) for c in cases]
+        for _ in range(60):
+            left = _unseparated(answers)
+            if not left:
+                break
+            c = draw(3, 6)
+            new = _beam_answers(lm, c)
+            if any(not torch.equal(new[a], new[b]) for a, b in left):
+                cases.append(c)
+                answers.append(new)
+        return {"tables": tables, "cases": cases}
+
+    def call(self, learner: Learner, inputs: dict) -> list:
+        fn, lm = learner.function("beam_search"), _table_lm(tuple(inputs["tables"]))
+        return [learner.call(fn, lm, c["ids"].to(learner.device), c["steps"], c["num_beams"], mutable=(0,))
+                for c in inputs["cases"]]
+
+    def compare(self, inputs: dict, outputs: Any) -> None:
+        lm = _table_lm(tuple(inputs["tables"]))
+        cases = inputs["cases"]
+        for c, out in zip(cases, outputs):
+            ids, steps, k = c["ids"], c["steps"], c["num_beams"]
+            T = ids.shape[1]
+            what = f"beam_search(next_logits, ids={ids.tolist()}, max_new_tokens={steps}, num_beams={k})"
+            if isinstance(out, torch.Tensor) and tuple(out.shape) == (1, steps):
+                raise CheckFailed(f"{what} returned only the {steps} new tokens: return the prompt followed by them, "
+                                  f"shape (1, {T + steps})")
+            if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == k > 1 and out.shape[1] == T + steps:
+                raise CheckFailed(f"{what} returned all {k} beams: return only the best one, shape (1, {T + steps})")
+            expect_tensor(out, what, shape=(1, T + steps))
+        gots = [out.detach().long().cpu() for out in outputs]
+        wants = [reference_beam_search(lm, c["ids"], c["steps"], c["num_beams"]) for c in cases]
+        if all(torch.equal(g, w) for g, w in zip(gots, wants)):
+            return
+
+        def beams(c: dict, **kw: Any) -> torch.Tensor:
+            return _beams(lm, c["ids"], c["steps"], c["num_beams"], **kw)
+
+        # A mistake made the same way in every case names itself (one case alone can match several).
+        variants = {
+            "that is the greedy answer: keep num_beams candidates, ranked by their total log-probability":
+                lambda c: _greedy(lm, c["ids"], c["steps"]),
+            "rank by the TOTAL log-probability of each candidate: add the beam's score so far to the new token's "
+            "log-probability": lambda c: beams(c, accumulate=False)[:1],
+            "add log-probabilities (log_softmax), not probabilities: a sequence's probability is the PRODUCT of its "
+            "tokens' probabilities": lambda c: beams(c, score="softmax")[:1],
+            "turn each beam's logits into log-probabilities with log_softmax before adding: raw logits of different "
+            "beams are not on the same scale": lambda c: beams(c, score="raw")[:1],
+            "that is one of the final beams but not the best: return the one with the highest total log-probability "
+            "(torch.topk sorts best first: beams[:1])": lambda c: beams(c)[-1:],
+        }
+        alts = {msg: [fn(c) for c in cases] for msg, fn in variants.items()}
+        diagnosis = next((msg for msg, alt in alts.items()
+                          if all(torch.equal(g, a) for g, a in zip(gots, alt))
+                          and any(not torch.equal(a, w) for a, w in zip(alt, wants))), "")
+        for i, (c, got, want) in enumerate(zip(cases, gots, wants)):
+            if torch.equal(got, want):
+                continue
+            what = (f"beam_search(next_logits, ids={c['ids'].tolist()}, max_new_tokens={c['steps']}, "
+                    f"num_beams={c['num_beams']})")
+            hint = diagnosis or next((msg for msg, alt in alts.items()
+                                      if torch.equal(got, alt[i]) and not torch.equal(alt[i], want)), "")
+            if not hint and any(torch.equal(got, b[None]) for b in beams(c)[1:]):
+                hint = next(iter(msg for msg in variants if msg.startswith("that is one of the final beams")))
+            raise CheckFailed(f"{what} returned {got.tolist()}, expected {want.tolist()}" + (f" — {hint}" if hint else ""))
 
 
-@register("ex10_3", points=1, timeout=60)
-def check_repetition_penalty(ctx: CheckContext) -> None:
+# --------------------------------------------------------------------------- ex10_3: the repetition penalty
+
+
+def _penalised(logits: torch.Tensor, ids: torch.Tensor, penalty: float, how: str) -> torch.Tensor:
+    """A typical wrong repetition penalty (for hints)."""
+    seen = torch.gather(logits, 1, ids)
+    if how == "divide":
+        return logits.scatter(1, ids, seen / penalty)
+    if how == "multiply":
+        return logits.scatter(1, ids, seen * penalty)
+    if how == "swapped":
+        return logits.scatter(1, ids, torch.where(seen < 0, seen / penalty, seen * penalty))
+    if how == "everywhere":
+        return torch.where(logits < 0, logits * penalty, logits / penalty)
+    out = logits.clone()            # "each occurrence": penalised again for every repeat
+    for b in range(ids.shape[0]):
+        for j in ids[b].tolist():
+            out[b, j] = out[b, j] * penalty if out[b, j] < 0 else out[b, j] / penalty
+    return out
+
+
+@exercise("ex10_3", points=1, timeout=60)
+class RepetitionPenaltyCheck:
     """``repetition_penalty(logits, ids, penalty)``: seen tokens' positive logits ÷ penalty, negative × penalty."""
-    from tutorlib.llm import apply_repetition_penalty as ref
 
-    fn = ctx.function("repetition_penalty")
-    for penalty in (1.5, 1.0, 0.8):
-        logits = 3 * ctx.randn(2, 15)
-        ids = ctx.randint(15, 2, 6)  # repeated ids included
-        what = f"repetition_penalty(logits (2, 15), ids (2, 6), penalty={penalty})"
-        out = call_safely(fn, logits, ids, penalty, name="repetition_penalty")
-        expect_tensor(out, what, shape=(2, 15), dtype=logits.dtype, device=logits.device)
-        want = ref(logits, ids, penalty)
-        hint = ""
-        if penalty != 1 and out.shape == want.shape:
-            divided = logits.scatter(1, ids, torch.gather(logits, 1, ids) / penalty)
-            if torch.allclose(out, divided, atol=1e-6):
-                hint = "dividing a negative logit makes it larger (more likely): multiply negative logits by the penalty"
-        expect_close(out, want, what, atol=1e-5, rtol=1e-5, hint=hint)
+    names = ("repetition_penalty",)
+    reference = ("tutorlib.llm.decoding.apply_repetition_penalty",)
+    hints = ("only the tokens in ids change: seen = torch.gather(logits, 1, ids) picks their logits, "
+             "logits.scatter(1, ids, new_seen) puts them back (a token seen twice is penalised once)",
+             "the penalty makes a seen token LESS likely: a positive logit is divided by the penalty, a negative one "
+             "multiplied — torch.where(seen < 0, seen * penalty, seen / penalty)")
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        cases = []
+        for penalty in (1.5, 1.0, 0.8):
+            ids = torch.randint(0, 15, (2, 6), generator=gen)
+            ids[:, -1] = ids[:, 0]                                  # every row repeats a token
+            cases.append({"logits": 3 * torch.randn(2, 15, generator=gen), "ids": ids, "penalty": penalty})
+        return {"cases": cases}
+
+    def call(self, learner: Learner, inputs: dict) -> list:
+        fn, dev = learner.function("repetition_penalty"), learner.device
+        return [learner.call(fn, c["logits"].to(dev), c["ids"].to(dev), c["penalty"]) for c in inputs["cases"]]
+
+    def compare(self, inputs: dict, outputs: Any) -> None:
+        from tutorlib.llm.decoding import apply_repetition_penalty
+
+        for c, out in zip(inputs["cases"], outputs):
+            logits, ids, penalty = c["logits"], c["ids"], c["penalty"]
+            what = f"repetition_penalty(logits {tuple(logits.shape)}, ids {tuple(ids.shape)}, penalty={penalty})"
+            expect_tensor(out, what, shape=tuple(logits.shape), dtype=logits.dtype, device=self.device)
+            out = out.detach().cpu()
+            want = apply_repetition_penalty(logits, ids, penalty)
+            hint = ""
+            tries = {
+                "divide": "dividing a negative logit makes it larger (more likely): multiply negative logits by the penalty",
+                "multiply": "multiplying a positive logit by a penalty > 1 makes it larger (more likely): divide positive "
+                            "logits by the penalty",
+                "swapped": "you make seen tokens MORE likely: divide positive logits by the penalty and multiply "
+                           "negative ones",
+                "everywhere": "penalise only the tokens that appear in ids (gather their logits, scatter them back), "
+                              "not the whole vocabulary",
+                "each occurrence": "a token that appears several times in ids is penalised once, not once per "
+                                   "occurrence: compute the new values from the original logits and scatter them",
+            }
+            for how, msg in tries.items():
+                alt = _penalised(logits, ids, penalty, how)
+                if torch.allclose(out, alt, atol=1e-6) and not torch.allclose(alt, want, atol=1e-6):
+                    hint = msg
+                    break
+            expect_close(out, want, what, atol=1e-5, rtol=1e-5, hint=hint)
 
 
 # --------------------------------------------------------------------------- protocol checks (ex10_4 – ex10_9)
