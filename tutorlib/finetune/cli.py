@@ -98,8 +98,8 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--method", default="lora", choices=METHOD_NAMES,
                    help="head | full | lora | dora | ia3 | prefix | prompt | houlsby | pfeiffer | lora-ours (default lora)")
     p.add_argument("--model", metavar="PATH_OR_HUB_ID",
-                   help="base encoder: a local folder (save_pretrained) or a hub id (needs a network); "
-                        "default: the bundled all-MiniLM-L6-v2")
+                   help="base model: a local folder (save_pretrained) or a hub id (needs a network); default: the "
+                        "bundled all-MiniLM-L6-v2, or for --task causal-lm smollm2 (the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the method's measured default)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="batch size (default 16)")

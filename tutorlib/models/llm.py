@@ -18,7 +18,8 @@ a hub id such as ``HuggingFaceTB/SmolLM2-360M-Instruct``.
 >>> from tutorlib.models import load_llm, chat_input_ids
 >>> model, tok = load_llm()  # doctest: +SKIP
 >>> ids = chat_input_ids(tok, [{"role": "user", "content": "What is the capital of France?"}])  # doctest: +SKIP
->>> tok.decode(model.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1]:])  # doctest: +SKIP
+>>> out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False)  # doctest: +SKIP
+>>> tok.decode(out[0, ids.shape[1]:])  # doctest: +SKIP
 'The capital of France is Paris.<|im_end|>'
 """
 
