@@ -216,12 +216,14 @@ def test_measure_reports_throughput_and_cpu_memory():
     keep = []
 
     def step():
-        keep.append(torch.ones(8_000_000))   # 32 MB per step, kept: the RSS must grow
+        # 64 MB per step, kept: the RSS must grow. Above glibc's largest mmap threshold (32 MiB), so each block
+        # is fresh memory; 32 MB blocks could reuse heap space an earlier test in the same worker freed
+        keep.append(torch.ones(16_000_000))
 
     m = measure(step, steps=3, warmup=0, samples_per_step=4, tokens_per_step=40, flops_per_step=1e6, peak_flops=1e9,
                 name="alloc")
     assert m.memory_source == "process RSS" and m.steps == 3
-    assert m.memory_delta_mb > 60
+    assert m.memory_delta_mb > 120
     assert m.samples_per_s == pytest.approx(4 / m.seconds_per_step)
     assert m.tokens_per_s == pytest.approx(40 / m.seconds_per_step)
     assert m.mfu == pytest.approx(1e6 / m.seconds_per_step / 1e9)
