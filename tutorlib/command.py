@@ -107,8 +107,9 @@ def existing_file(path: str | os.PathLike[str], what: str = "data file") -> Path
 
 
 def quiet_libraries() -> None:
-    """Silence library warnings that say nothing about the user's run; for commands that load a model
-    (it imports ``transformers``' logging to turn its loading bars off).
+    """Silence library warnings that say nothing about the user's run, and transformers' (and the hub's)
+    loading bars, without importing anything heavy (call it before the libraries are imported; when
+    ``transformers`` is already imported its bars are turned off directly).
 
     >>> quiet_libraries(); logging.getLogger("torchao").level == logging.ERROR
     True
@@ -116,11 +117,11 @@ def quiet_libraries() -> None:
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    try:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by huggingface_hub, which transformers follows
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        return
-    hf_logging.disable_progress_bar()
+
+        hf_logging.disable_progress_bar()
 
 
 def write_table(table: str, out: str | os.PathLike[str] | None, what: str) -> str:

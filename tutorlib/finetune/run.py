@@ -137,9 +137,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
 
 def _say(config: FinetuneConfig, msg: str) -> None:
     """Print ``msg`` unless quiet; under ``torchrun`` only the first process prints."""
-    from tutorlib.train import is_main_process
-
-    if config.verbose and is_main_process():
+    if config.verbose and _is_main():
         print(msg, flush=True)
 
 
