@@ -1526,27 +1526,9 @@ def _l08_13_experiments() -> list[Case]:
 
     @lru_cache(maxsize=1)
     def dp():
-        from torch.utils.data import TensorDataset
+        from test_frontiers_checks import _dp_run  # the experiment as the exercise asks for it, small
 
-        from tutorlib.data import load_digits
-        from tutorlib.frontiers import dp_epsilon, dp_sgd_step_fn
-        from tutorlib.models import MLP
-        from tutorlib.train import Trainer
-
-        x, y = load_digits("train", flat=True).tensors
-        xt, yt = load_digits("test", flat=True).tensors
-        q, steps = 32 / len(x), 20
-        runs, models = {}, {}
-        with torch.random.fork_rng():
-            for sigma in [0.5, 1.0, 2.0]:
-                torch.manual_seed(0)
-                net = MLP(64, [64], 10)
-                Trainer(net, step_fn=dp_sgd_step_fn(x, y, q, 1.0, sigma, lr=0.5), manual_optimization=True, batch_size=1,
-                        metrics=(), progress=False, log=False).fit(TensorDataset(torch.arange(steps)))
-                with torch.no_grad():
-                    acc = float((net(xt).argmax(1) == yt).float().mean())
-                runs[sigma], models[sigma] = (dp_epsilon(q, sigma, steps), acc), net
-        return runs, models, q, steps
+        return _dp_run()
 
     def dp_ns(kind="right"):
         runs, models, q, steps = dp()
