@@ -992,28 +992,7 @@ def _l06() -> list[Case]:
         return sum(m.in_features * m.out_features for n, m in model.named_modules()
                    if isinstance(m, nn.Linear) and any(n.endswith("." + t) for t in targets))
 
-    class Adapter(nn.Module):
-        def __init__(self, hidden, bottleneck):
-            super().__init__()
-            self.down, self.up = nn.Linear(hidden, bottleneck), nn.Linear(bottleneck, hidden)
-            nn.init.zeros_(self.up.weight)
-            nn.init.zeros_(self.up.bias)
-
-        def forward(self, h):
-            return h + self.up(nn.functional.gelu(self.down(h)))
-
-    class NoResidual(Adapter):
-        def forward(self, h):
-            return self.up(nn.functional.gelu(self.down(h)))
-
-    class NoZeroInit(Adapter):
-        def __init__(self, hidden, bottleneck):
-            super().__init__(hidden, bottleneck)
-            nn.init.normal_(self.up.weight)
-
-    class NoActivation(Adapter):
-        def forward(self, h):
-            return h + self.up(self.down(h))
+    from test_peft_checks import Adapter, NoActivation, NoResidual, NoZeroInit
 
     class AdapterStub(nn.Module):
         def __init__(self, hidden, bottleneck):

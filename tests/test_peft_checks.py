@@ -115,30 +115,35 @@ def test_ex06_3_and_5_counting():
     assert "more than the budget" in off_by_one
 
 
+# ex06_4's right answer and three wrong ones (tests/mutants_table.py uses them too)
+class Adapter(nn.Module):
+    def __init__(self, hidden, bottleneck):
+        super().__init__()
+        self.down, self.up = nn.Linear(hidden, bottleneck), nn.Linear(bottleneck, hidden)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h):
+        return h + self.up(nn.functional.gelu(self.down(h)))
+
+
+class NoResidual(Adapter):
+    def forward(self, h):
+        return self.up(nn.functional.gelu(self.down(h)))
+
+
+class NoZeroInit(Adapter):
+    def __init__(self, hidden, bottleneck):
+        super().__init__(hidden, bottleneck)
+        nn.init.normal_(self.up.weight)
+
+
+class NoActivation(Adapter):
+    def forward(self, h):
+        return h + self.up(self.down(h))
+
+
 def test_ex06_4_adapter():
-    class Adapter(nn.Module):
-        def __init__(self, hidden, bottleneck):
-            super().__init__()
-            self.down, self.up = nn.Linear(hidden, bottleneck), nn.Linear(bottleneck, hidden)
-            nn.init.zeros_(self.up.weight)
-            nn.init.zeros_(self.up.bias)
-
-        def forward(self, h):
-            return h + self.up(nn.functional.gelu(self.down(h)))
-
-    class NoResidual(Adapter):
-        def forward(self, h):
-            return self.up(nn.functional.gelu(self.down(h)))
-
-    class NoZeroInit(Adapter):
-        def __init__(self, hidden, bottleneck):
-            super().__init__(hidden, bottleneck)
-            nn.init.normal_(self.up.weight)
-
-    class NoActivation(Adapter):
-        def forward(self, h):
-            return h + self.up(self.down(h))
-
     assert check("ex06_4", Adapter=Adapter).status == "pass"
     assert "start as the identity" in check("ex06_4", Adapter=NoResidual).message
     assert "start as the identity" in check("ex06_4", Adapter=NoZeroInit).message
