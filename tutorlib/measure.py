@@ -35,7 +35,8 @@ __all__ = ["LiveTensorMemory", "time_call", "median_ms"]
 class LiveTensorMemory(TorchDispatchMode):
     """Track the bytes of tensor storages created inside the ``with`` block: ``current_bytes`` and ``peak_bytes``.
 
-    Storages that existed before the block (a model's weights) are not counted; add them yourself.
+    Storages that existed before the block (a model's weights) are not counted, nor are views of them made
+    inside it (``W.T``, ``W.view(...)`` share the weight's storage); add the weights yourself.
 
     >>> with LiveTensorMemory() as mem:
     ...     a = torch.ones(256); b = a * 2; del a
@@ -52,27 +53,37 @@ class LiveTensorMemory(TorchDispatchMode):
     def _free(self, key: tuple[str, int]) -> None:
         self.current_bytes -= self._live.pop(key, 0)
 
-    def _track(self, t: torch.Tensor) -> None:
+    @staticmethod
+    def _key(t: torch.Tensor) -> tuple[tuple[str, int], int] | None:
         if t.device.type == "meta":
-            return
+            return None
         try:
             storage = t.untyped_storage()
         except (RuntimeError, NotImplementedError):  # e.g. sparse or functional tensors
+            return None
+        return (str(storage.device), storage.data_ptr()), storage.nbytes()
+
+    def _track(self, t: torch.Tensor, inputs: set[tuple[str, int]]) -> None:
+        found = self._key(t)
+        if found is None:
             return
-        key = (str(storage.device), storage.data_ptr())
-        size = storage.nbytes()
-        if size == 0 or key in self._live:
+        key, size = found
+        # a view of an input (W.T of a weight) allocates nothing: its storage is the input's
+        if size == 0 or key in self._live or key in inputs:
             return
+        storage = t.untyped_storage()
         self._live[key] = size
         self.current_bytes += size
         self.peak_bytes = max(self.peak_bytes, self.current_bytes)
         weakref.finalize(storage, self._free, key)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        inputs = {found[0] for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, torch.Tensor)
+                  and (found := self._key(leaf)) is not None}
         out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor):
-                self._track(leaf)
+                self._track(leaf, inputs)
         return out
 
 
