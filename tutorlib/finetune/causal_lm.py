@@ -302,8 +302,6 @@ def complete(model: Any, tokenizer: Any, row: SFTRow, max_new_tokens: int, syste
     """The model's greedy answer to a row's prompt (its chat up to the last assistant turn)."""
     import torch
 
-    from tutorlib.llm.decoding import greedy
-
     if getattr(tokenizer, "chat_template", None) is not None:
         msgs = (row.messages[:max(i for i, m in enumerate(row.messages) if m["role"] == "assistant")]
                 if row.messages is not None else [{"role": "user", "content": row.prompt or ""}])
@@ -317,8 +315,12 @@ def complete(model: Any, tokenizer: Any, row: SFTRow, max_new_tokens: int, syste
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     if limit:
         max_new_tokens = max(0, min(max_new_tokens, int(limit) - ids.shape[1]))
-    with torch.no_grad():
-        out = greedy(model, ids, max_new_tokens, eos_id=tokenizer.eos_token_id)[0, ids.shape[1]:].tolist()
+    if max_new_tokens == 0:
+        return ""
+    with torch.no_grad():  # transformers' generate: greedy with a KV cache
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
     if tokenizer.eos_token_id in out:
         out = out[:out.index(tokenizer.eos_token_id)]
     return tokenizer.decode(out, skip_special_tokens=True)
@@ -383,11 +385,11 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
     trainer = sft_trainer(model, lr=config.lr, seed=config.seed, progress=config.progress, pad_id=pad_id,
                           device=device, precision=config.precision, checkpoint_dir=out / "checkpoints",
                           checkpoint_every=config.checkpoint_every, log=config.verbose)
-    t0 = time.perf_counter()
-    history = trainer.fit(BatchedExamples(train, config.batch_size, seed=config.seed),
-                          BatchedExamples(val, config.batch_size, seed=config.seed), epochs=config.epochs,
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    # no per-epoch validation inside fit: the tuned model is evaluated once below, so `seconds` is training alone
+    history = trainer.fit(BatchedExamples(train, config.batch_size, seed=config.seed), epochs=config.epochs,
                           resume=config.resume)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     model = trainer.unwrapped_model.eval()
     after = evaluate_sft(model, val, batch_size=config.batch_size, pad_id=pad_id)
     seen = examples_per_process(trainer)
@@ -410,7 +412,7 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
                "lora_target_modules": targets, "trainable_parameters": trainable, "total_parameters": total,
                "trainable_percent": 100 * trainable / total, "answer_tokens": answer_tokens,
                "completion_tokens": answer_tokens, "total_tokens": all_tokens, "seconds": seconds,
-               "trained_tokens": trained_tokens, "tokens_per_s": trained_tokens / max(seconds, 1e-9),
+               "cpu_seconds": cpu_seconds, "trained_tokens": trained_tokens, "tokens_per_s": trained_tokens / max(seconds, 1e-9),
                "untuned_val_loss": before["loss"], "untuned_val_token_accuracy": before["token_accuracy"],
                "val_loss": after["loss"], "val_token_accuracy": after["token_accuracy"],
                "val_answer_tokens": after["tokens"], "val_perplexity": math.exp(min(after["loss"], 50.0)),
