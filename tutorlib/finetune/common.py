@@ -2,7 +2,7 @@
 the held-out split, and the model path of a causal LM.
 
 >>> split_indices(10, val_size=3, seed=0)
-([0, 1, 3, 4, 6, 8, 9], [2, 5, 7])
+([0, 2, 3, 4, 5, 6, 9], [1, 7, 8])
 """
 
 from __future__ import annotations
