@@ -56,6 +56,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   touch "$stamp"
 fi
 
+# trl, for one test (tests/test_llm_preference.py checks tutorlib's DPO against trl's DPOTrainer): trl needs
+# datasets 4.x, hence huggingface_hub<2 and transformers 5.24, so it lives in an overlay environment
+# $VENV-trl that sees every package of $VENV and shadows only those few (constraints-trl.txt); the course's
+# own environment keeps its tested set. `run.sh test` tells the test where it is (TUTORLIB_TRL_PYTHON).
+TRL_VENV="${VENV%/}-trl"
+trl_stamp="$TRL_VENV/.tutorlib-trl-installed"
+if [ ! -f "$trl_stamp" ] || [ pyproject.toml -nt "$trl_stamp" ] || [ constraints-trl.txt -nt "$trl_stamp" ]; then
+  echo "installing trl for the DPO cross-check test (overlay environment $TRL_VENV)"
+  [ -x "$TRL_VENV/bin/python" ] || "$PY" -m venv "$TRL_VENV"
+  base_site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  trl_site="$("$TRL_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  echo "import site; site.addsitedir('$base_site')" > "$trl_site/tutorlib-base.pth"
+  trl_pins=(-c constraints-trl.txt)
+  [ -z "${TUTORLIB_UNPINNED:-}" ] || trl_pins=()
+  "$TRL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${trl_pins[@]}" \
+    "trl>=1.16" "datasets>=4,<5" "transformers>=5.24,<5.25"
+  touch "$trl_stamp"
+fi
+
 case "$what" in
   install)
     # convert the bundled LLM once (about a minute the first time; seconds when already cached)
@@ -74,6 +93,7 @@ PY
   test)
     shift || true
     export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORLIB_OFFLINE=1 MPLBACKEND=Agg
+    TUTORLIB_TRL_PYTHON="$(cd "$TRL_VENV" && pwd)/bin/python"; export TUTORLIB_TRL_PYTHON
     # two test workers, one torch thread each (more threads than cores makes OpenMP spin and crawl)
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
     exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@" ;;

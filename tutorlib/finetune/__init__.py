@@ -1,9 +1,12 @@
-"""Fine-tune the course's text classifier (or a causal LM) on your own file, and classify new texts with it.
+"""Fine-tune the course's text classifier or a causal LM on your own file, and use the result.
 
-The library used on its own: ``tutorlib finetune --data FILE --text-col C --label-col C``,
-``tutorlib predict --model DIR "some text"``, and supervised fine-tuning of a causal language model on
-prompt/completion JSONL with ``tutorlib finetune --task causal-lm`` (loss on the completion tokens only). This package is an application layer on top of the
-core (``Trainer``, the MiniLM) and of :mod:`tutorlib.peft` (which builds each method).
+The library used on its own: ``tutorlib finetune --data FILE --text-col C --label-col C`` and
+``tutorlib predict --model DIR "some text"`` (classification); ``tutorlib finetune --task causal-lm``
+(LoRA SFT on prompt/completion or chat JSONL, loss on the answer tokens only) and ``--task preference``
+(DPO on prompt/chosen/rejected pairs), then ``tutorlib generate --model DIR``. One driver
+(:mod:`~tutorlib.finetune.run`) dispatches to one plug-in per task; the options are declared once
+(:mod:`~tutorlib.finetune.options`). This package is an application layer on top of the core
+(``Trainer``, the MiniLM, the bundled SmolLM2), :mod:`tutorlib.peft` and :mod:`tutorlib.llm`.
 
 >>> from tutorlib.finetune import FinetuneConfig, finetune, Predictor, read_table
 """
@@ -17,14 +20,14 @@ _EXPORTS = {
     "encode_labels": "io", "label_names": "io", "read_table": "io", "split_train_val": "io",
     "Generator": "generate", "read_prompts": "generate",
     "Predictor": "predict", "format_prediction": "predict", "predict_file": "predict",
-    "TASKS": "run", "FinetuneConfig": "run", "finetune": "run", "register_task": "run",
+    "TASKS": "run", "PLUGINS": "run", "FinetuneConfig": "options", "finetune": "run", "register_task": "run",
 }
 
 
 __getattr__ = lazy_exports("tutorlib.finetune", _EXPORTS)
 
 __all__ = [
-    "FinetuneConfig", "finetune", "TASKS", "register_task", "Predictor", "format_prediction", "predict_file",
+    "FinetuneConfig", "finetune", "TASKS", "PLUGINS", "register_task", "Predictor", "format_prediction", "predict_file",
     "read_table", "DataFileError", "LabeledTexts", "TextClassificationDataset", "check_classes", "encode_labels",
     "label_names", "split_train_val", "Generator", "read_prompts",
 ]

@@ -73,6 +73,23 @@ def _error(message: str) -> Exception:
     return DataFileError(message)
 
 
+def _trained_system(model: str | Path) -> str | None:
+    """The system message a ``tutorlib finetune`` run trained with (``--system``), so that generation
+    formats prompts as training did; None for other models.
+
+    >>> import tempfile, pathlib, json
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "tutorlib_model.json").write_text(json.dumps({"system": "Be brief."}))
+    >>> _trained_system(d)
+    'Be brief.'
+    """
+    meta = Path(model) / "tutorlib_model.json"
+    try:
+        value = json.loads(meta.read_text(encoding="utf-8")).get("system") if meta.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def read_prompts(path: str | Path, prompt_col: str = "prompt", *, encoding: str = "utf-8-sig", fmt: str | None = None,
                  skip_empty: bool = False) -> list[PromptRow]:
     """Read the prompts of a CSV/TSV (column ``prompt_col``) or JSONL/JSON file (key ``prompt_col``, or ``messages``).
@@ -143,7 +160,7 @@ class Generator:
         self.name = str(model)
         self.model, self.tokenizer = load_llm(model, dtype=dtype, device=device)
         self.device = next(self.model.parameters()).device
-        self.system = system
+        self.system = system if system is not None else _trained_system(model)
         self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.raw = raw or not self.has_template
         gen = self.model.generation_config
