@@ -187,3 +187,22 @@ def test_tiny_llama_trains_with_lora_on_a_frozen_base(prepare):
     assert losses[-1] < losses[0] - 0.5
     assert all(torch.equal(t, model.state_dict()[n]) for n, t in frozen.items())    # the base never moved
     assert all(isinstance(m, LoRALinear) for n, m in model.named_modules() if n.endswith("q_proj"))
+
+
+def test_weight_bytes_counts_torchao_nf4_through_its_inner_tensors(to_nf4):
+    torch.manual_seed(0)
+    ao = to_nf4(torch.randn(64, 256), block_size=64, scaler_block_size=256)
+    holder = nn.Module()
+    holder.w = nn.Parameter(ao, requires_grad=False)
+    inner = (ao.quantized_data, ao.quantized_scalers, ao.quantization_factor, ao.scaler_mean, ao.nf4)
+    assert weight_bytes(holder)["frozen"] == sum(t.untyped_storage().nbytes() for t in inner)
+    assert weight_bytes(holder)["frozen"] < 64 * 256
+
+
+def test_step_peak_bytes_does_not_count_views_of_existing_weights():
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(512, 512, bias=False), r=2)          # float weight: 1 MiB
+    x = torch.randn(2, 512)
+    assert step_peak_bytes(lambda: layer(x).sum().backward(), model=layer) < 64 * 1024
+    nf4 = NF4Linear(nn.Linear(512, 512, bias=False), r=2)            # dequantizes: a new 1 MiB tensor
+    assert step_peak_bytes(lambda: nf4(x).sum().backward(), model=nf4) >= 512 * 512 * 4

@@ -266,15 +266,15 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(r, self.in_features, device=device))
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        bias = None if base.bias is None else base.bias.detach().clone()
+        bias = None if base.bias is None else base.bias.detach()
         self.register_buffer("bias", bias)
 
     def _set_base(self, base: nn.Linear) -> None:
-        self.register_buffer("weight", base.weight.detach().clone())
+        self.register_buffer("weight", base.weight.detach())        # shares the float storage: no copy
 
     def base_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen layer alone: ``x @ W.T`` (no bias)."""
-        return x @ self.weight.T
+        return F.linear(x, self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         out = self.base_forward(x) + self.scaling * ((x @ self.lora_A.T) @ self.lora_B.T)
@@ -377,6 +377,18 @@ def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for m in model.modules() if isinstance(m, LoRALinear) for p in (m.lora_A, m.lora_B)]
 
 
+def _storages(t: torch.Tensor) -> list[tuple[tuple[str, int], int]]:
+    """``((device, data pointer), bytes)`` of the storages behind ``t``; a tensor subclass such as torchao's
+    ``NF4Tensor`` (``__tensor_flatten__``) is counted through its inner tensors."""
+    if type(t) not in (torch.Tensor, nn.Parameter) and hasattr(t, "__tensor_flatten__"):
+        names, _ = t.__tensor_flatten__()
+        return [s for name in names for s in _storages(getattr(t, name))]
+    if t.device.type == "meta":
+        return []
+    storage = t.untyped_storage()
+    return [((str(t.device), storage.data_ptr()), storage.nbytes())]
+
+
 def weight_bytes(model: nn.Module) -> dict[str, int]:
     """Bytes of a model's live weight tensors (parameters and buffers, each storage counted once).
 
@@ -390,27 +402,40 @@ def weight_bytes(model: nn.Module) -> dict[str, int]:
     out = {"frozen": 0, "trainable": 0}
     tensors = [(p, p.requires_grad) for p in model.parameters()] + [(b, False) for b in model.buffers()]
     for t, trainable in tensors:
-        storage = t.untyped_storage()
-        key = (str(t.device), storage.data_ptr())
-        if key in seen or t.device.type == "meta":
-            continue
-        seen.add(key)
-        out["trainable" if trainable else "frozen"] += storage.nbytes()
+        for key, size in _storages(t):
+            if key not in seen:
+                seen.add(key)
+                out["trainable" if trainable else "frozen"] += size
     out["total"] = out["frozen"] + out["trainable"]
     return out
 
 
-def step_peak_bytes(step: Callable[[], Any]) -> int:
+def step_peak_bytes(step: Callable[[], Any], model: nn.Module | None = None) -> int:
     """Peak bytes of the tensors created while ``step()`` runs (activations, gradients, optimizer state,
-    dequantized temporaries), measured with :class:`tutorlib.measure.LiveTensorMemory`; weights that
-    existed before are not counted (add :func:`weight_bytes`).
+    dequantized temporaries), measured with :class:`tutorlib.measure.LiveTensorMemory`.
+
+    Weights that existed before are not counted (add :func:`weight_bytes`); pass the ``model`` so that
+    views of its weights taken inside the step (``W.T``) are not counted as new tensors either.
 
     >>> layer = NF4Linear(nn.Linear(64, 64, bias=False), r=4)
-    >>> step_peak_bytes(lambda: layer(torch.randn(2, 64)).sum().backward()) > 0
+    >>> step_peak_bytes(lambda: layer(torch.randn(2, 64)).sum().backward(), model=layer) > 0
     True
     """
     from tutorlib.measure import LiveTensorMemory
 
-    with LiveTensorMemory() as mem:
+    known = set()
+    if model is not None:
+        known = {key for t in list(model.parameters()) + list(model.buffers()) for key, _ in _storages(t)}
+
+    class _NewTensorsOnly(LiveTensorMemory):
+        def _track(self, t: torch.Tensor) -> None:
+            try:
+                if (str(t.device), t.untyped_storage().data_ptr()) in known:
+                    return
+            except (RuntimeError, NotImplementedError):
+                pass
+            super()._track(t)
+
+    with _NewTensorsOnly() as mem:
         step()
     return mem.peak_bytes
