@@ -185,3 +185,83 @@ def test_causal_lm_fine_tunes_the_bundled_smollm2_by_default(tmp_path, capsys):
     assert meta["base"] == "smollm2" and (out / "adapter_model.safetensors").exists()
     targets = json.loads((out / "metrics.json").read_text())["lora_target_modules"]
     assert set(targets) <= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+# ------------------------------------------------------------------ the topic API: chat examples, buckets, lora_sft
+@pytest.fixture(scope="module")
+def llama_folder(tmp_path_factory):
+    from tiny_llm import tiny_llm_folder
+
+    return tiny_llm_folder(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def test_chat_example_labels_every_assistant_turn_and_nothing_else(llama_folder):
+    from transformers import AutoTokenizer
+
+    from tutorlib.llm.sft import chat_example
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "and?"}, {"role": "assistant", "content": "bye"}]
+    ex = chat_example(tok, chat, system="Be brief.")
+    text = tok.apply_chat_template([{"role": "system", "content": "Be brief."}] + chat, tokenize=False)
+    assert ex["input_ids"] == tok(text, add_special_tokens=False)["input_ids"]
+    runs, current = [], []
+    for t, y in zip(ex["input_ids"], ex["labels"]):
+        if y != IGNORE_INDEX:
+            assert y == t
+            current.append(t)
+        elif current:
+            runs.append(tok.decode(current))
+            current = []
+    assert runs == ["hello<|im_end|>", "bye<|im_end|>"]
+    first = next(
+        i for i, y in enumerate(chat_example(tok, chat)["labels"]) if y != IGNORE_INDEX)
+    cut = chat_example(tok, chat, max_length=first + 2)
+    assert len(cut["input_ids"]) == first + 2 and cut["cut"] == len(chat_example(tok, chat)["input_ids"]) - first - 2
+    assert sum(y != IGNORE_INDEX for y in cut["labels"]) == 2
+    with pytest.raises(ValueError, match="no assistant turn"):
+        chat_example(tok, chat[:1])
+    with pytest.raises(ValueError, match="first answer starts after max_length"):
+        chat_example(tok, chat, max_length=first)
+
+
+def test_length_batches_cover_every_example_once_with_little_padding():
+    import random
+
+    from tutorlib.llm.sft import length_batches
+
+    lengths = [random.Random(i).randint(5, 120) for i in range(200)]
+    batches = length_batches(lengths, 8, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    assert all(len(b) <= 8 for b in batches)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.1 * sum(lengths)  # vs about 1.6x for random batches of these lengths
+    assert length_batches(lengths, 8, seed=3) == batches and length_batches(lengths, 8, seed=4) != batches
+    capped = length_batches(lengths, 64, max_tokens=500)
+    assert all(len(b) * max(lengths[i] for i in b) <= 500 for b in capped if len(b) > 1)
+
+
+def test_lora_sft_trains_adapters_only_and_logs_tokens_per_second(llama_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tutorlib.llm.sft import evaluate_sft, lora_sft, prompt_completion_example
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    model = AutoModelForCausalLM.from_pretrained(llama_folder)
+    with torch.no_grad():  # a random head this small caps the logits near 0; scale it so that the adapters can move them
+        model.lm_head.weight.mul_(30)
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    examples = [prompt_completion_example(tok, p, c) for p, c in PAIRS] * 4
+    before = evaluate_sft(model, examples)
+    peft_model, history = lora_sft(model, examples, epochs=8, lr=1e-2, r=4, progress=False, log=False,
+                                   pad_id=tok.pad_token_id)
+    after = evaluate_sft(peft_model, examples)
+    assert after["loss"] < before["loss"] - 0.5 and after["token_accuracy"] > before["token_accuracy"]
+    assert after["tokens"] == sum(sum(y != IGNORE_INDEX for y in e["labels"][1:]) for e in examples)
+    step = history.steps[0]
+    assert step["tokens"] > 0 and step["tokens_per_s"] > 0
+    assert sum(s["tokens"] for s in history.steps) == 8 * sum(len(e["input_ids"]) for e in examples)  # no padding counted
+    for name, p in peft_model.get_base_model().named_parameters():  # the base weights did not move
+        if "lora_" not in name:
+            assert torch.equal(p, base[name.replace(".base_layer", "")])
