@@ -168,6 +168,9 @@ def test_unknown_target_modules_name_the_real_ones():
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY_LLAMA))
     with pytest.raises(ValueError, match="q_proj"):
         quantize_linears(model, target_modules=["query"])
+    quantize_linears(model)
+    with pytest.raises(ValueError, match="already has LoRA layers"):
+        quantize_linears(model)
 
 
 @pytest.mark.parametrize("prepare", [quantize_linears, lora_linears], ids=["nf4", "float"])

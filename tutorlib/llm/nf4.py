@@ -262,9 +262,9 @@ class LoRALinear(nn.Module):
         self.in_features, self.out_features, self.r, self.alpha = base.in_features, base.out_features, r, alpha
         self.scaling = alpha / r
         self._set_base(base)
-        device = base.weight.device
-        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, device=device))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
+        kw = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, **kw))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, **kw))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         bias = None if base.bias is None else base.bias.detach()
         self.register_buffer("bias", bias)
@@ -325,6 +325,9 @@ class NF4Linear(LoRALinear):
 
 def _swap_linears(model: nn.Module, target_modules: Iterable[str], make: Callable[[nn.Linear], nn.Module]) -> nn.Module:
     targets = set([target_modules] if isinstance(target_modules, str) else target_modules)
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise ValueError("this model already has LoRA layers (quantize_linears or lora_linears ran on it): "
+                         "start again from the original model")
     found = [(name, parent, child_name, child) for name, parent in model.named_modules()
              for child_name, child in parent.named_children() if isinstance(child, nn.Linear) and child_name in targets]
     if not found:
