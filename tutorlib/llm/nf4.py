@@ -20,8 +20,10 @@ in float. QLoRA stores that frozen base in 4 bits:
 - :func:`weight_bytes` and :func:`step_peak_bytes` measure tensor memory (the latter through
   :class:`tutorlib.measure.LiveTensorMemory`, which works on a CPU).
 
-The codes and dequantized values equal ``torchao``'s ``to_nf4`` (tests/test_llm_nf4.py). On a CPU, 4-bit is
-*slower* than float: every forward (and backward) pays for a dequantization, and there is no fused 4-bit kernel.
+Given ``torchao``'s copy of the levels (rounded to 4 decimals), ``quantize_nf4(w, double_quant=True, levels=...)``
+gives the same packed codes, int8 scales and dequantized values as ``torchao``'s ``to_nf4``, byte for byte.
+On a CPU, 4-bit is *slower* than float: every forward (and backward) pays for a dequantization, and there is
+no fused 4-bit kernel.
 
 >>> import torch
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
