@@ -230,9 +230,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variant", help=argparse.SUPPRESS)          # set in the child process
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--table-from", help="print the table of rows saved earlier with --json, without running")
     args = p.parse_args()
     if args.variant:
         print("ROW " + json.dumps(run_variant(args)), flush=True)
+        return
+    if args.table_from:
+        print_table(json.loads(Path(args.table_from).read_text()), args)
         return
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     rows = []
@@ -249,10 +253,17 @@ def main() -> None:
         print(f"{v}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     if not rows:
         sys.exit("no variant ran")
+    print_table(rows, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The Markdown table of the variants' rows, and what it says, computed from the rows."""
     r0 = rows[0]
     print(f"\nSmolLM2-135M (bundled, Q4_1 GGUF dequantized to float32), LoRA r={args.r} alpha={args.alpha:g} on "
-          f"{len(TARGETS)} projections; {r0['steps']} steps of batch {r0['batch']} ({args.train} train / "
-          f"{args.heldout} held-out examples), 1 thread, machine shared\n")
+          f"{len(TARGETS)} projections; {r0['steps']} steps of batch {r0['batch']} ({r0['steps'] * r0['batch']} training "
+          f"examples seen, {args.heldout} held-out), 1 thread, machine shared\n")
     head = ("variant", "frozen MB", "LoRA MB", "RSS setup MB", "peak RSS train MB", "ru_maxrss MB", "step live MB",
             "s/step wall", "s/step CPU", "held-out before", "held-out after", "quantize CPU s")
     print("| " + " | ".join(head) + " |")
@@ -263,10 +274,21 @@ def main() -> None:
                  _fmt(r["step_wall_s"], ".2f"), _fmt(r["step_cpu_s"], ".2f"), _fmt(r["heldout_before"], ".3f"),
                  _fmt(r["heldout_after"], ".3f"), _fmt(r["prep_cpu_s"], ".1f"))
         print("| " + " | ".join(cells) + " |")
-    print("\nOn a CPU the 4-bit base is slower: each forward and backward dequantizes every weight (no fused 4-bit "
-          "kernel).\nThe 'float' base is itself the GGUF's Q4_1 weights dequantized, so NF4 re-quantizes a 4-bit model.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    base = next((r for r in rows if r["variant"] == "float+lora"), None)
+    if base is not None:
+        print()
+        for r in rows:
+            if r is base:
+                continue
+            print(f"{r['variant']}: frozen weights {r['frozen_MB'] / base['frozen_MB']:.2f}x the float base's, "
+                  f"RSS after setup {r['rss_setup_MB'] - base['rss_setup_MB']:+.0f} MB, "
+                  f"peak RSS in training {r['ru_maxrss_MB'] - base['ru_maxrss_MB']:+.0f} MB, "
+                  f"CPU s/step {r['step_cpu_s'] / base['step_cpu_s']:.2f}x, held-out loss before "
+                  f"{r['heldout_before'] - base['heldout_before']:+.3f} and after {r['heldout_after'] - base['heldout_after']:+.3f} nats")
+    print("\nOn a CPU every forward and backward of the 4-bit base dequantizes each weight (no fused 4-bit kernel): "
+          "compare the CPU s/step.\nThe 'float' base is itself the GGUF's Q4_1 weights dequantized, so NF4 re-quantizes "
+          "a 4-bit model: compare the held-out loss before training.\nWall times on a shared machine are not "
+          "comparable; CPU seconds are. Peak RSS includes activations and the allocator's cache.")
 
 
 if __name__ == "__main__":
