@@ -62,7 +62,8 @@ fi
 # own environment keeps its tested set. `run.sh test` tells the test where it is (TUTORLIB_TRL_PYTHON).
 TRL_VENV="${VENV%/}-trl"
 trl_stamp="$TRL_VENV/.tutorlib-trl-installed"
-if [ ! -f "$trl_stamp" ] || [ pyproject.toml -nt "$trl_stamp" ] || [ constraints-trl.txt -nt "$trl_stamp" ]; then
+# only the test suite needs it: `run.sh lab` / `execute` / `book` do not build it
+if { [ "$what" = install ] || [ "$what" = test ]; } && { [ ! -f "$trl_stamp" ] || [ pyproject.toml -nt "$trl_stamp" ] || [ constraints-trl.txt -nt "$trl_stamp" ]; }; then
   echo "installing trl for the DPO cross-check test (overlay environment $TRL_VENV)"
   [ -x "$TRL_VENV/bin/python" ] || "$PY" -m venv "$TRL_VENV"
   base_site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
