@@ -193,7 +193,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         return float(loss.detach())
 
     box: dict[str, float] = {}
-    step_peak = step_peak_bytes(lambda: box.update(loss=step(train_batches[0])), model=model)   # step 1, with Adam's state
+    step_peak = step_peak_bytes(lambda: box.update(loss=step(train_batches[0])))   # step 1, with Adam's state
     wall, cpu, losses = [], [], [box["loss"]]
     for b in train_batches[1:]:
         w0, c0 = time.perf_counter(), time.process_time()

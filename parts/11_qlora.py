@@ -153,7 +153,7 @@ def run(prepare):
         loss = model(**b).loss
         opt.zero_grad(); loss.backward(); opt.step()
 
-    peak = nf4.step_peak_bytes(lambda: step(batches[0]), model=model)    # step 1: also creates Adam's state
+    peak = nf4.step_peak_bytes(lambda: step(batches[0]))    # step 1: also creates Adam's state
     cpu = []
     for b in batches[1:]:
         t0 = time.process_time(); step(b); cpu.append(time.process_time() - t0)

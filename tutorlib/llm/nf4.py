@@ -415,32 +415,19 @@ def weight_bytes(model: nn.Module) -> dict[str, int]:
     return out
 
 
-def step_peak_bytes(step: Callable[[], Any], model: nn.Module | None = None) -> int:
+def step_peak_bytes(step: Callable[[], Any]) -> int:
     """Peak bytes of the tensors created while ``step()`` runs (activations, gradients, optimizer state,
     dequantized temporaries), measured with :class:`tutorlib.measure.LiveTensorMemory`.
 
-    Weights that existed before are not counted (add :func:`weight_bytes`); pass the ``model`` so that
-    views of its weights taken inside the step (``W.T``) are not counted as new tensors either.
+    Weights that existed before are not counted (add :func:`weight_bytes`), nor are views of them taken
+    inside the step (``W.T``).
 
     >>> layer = NF4Linear(nn.Linear(64, 64, bias=False), r=4)
-    >>> step_peak_bytes(lambda: layer(torch.randn(2, 64)).sum().backward(), model=layer) > 0
+    >>> step_peak_bytes(lambda: layer(torch.randn(2, 64)).sum().backward()) > 0
     True
     """
     from tutorlib.measure import LiveTensorMemory
 
-    known = set()
-    if model is not None:
-        known = {key for t in list(model.parameters()) + list(model.buffers()) for key, _ in _storages(t)}
-
-    class _NewTensorsOnly(LiveTensorMemory):
-        def _track(self, t: torch.Tensor) -> None:
-            try:
-                if (str(t.device), t.untyped_storage().data_ptr()) in known:
-                    return
-            except (RuntimeError, NotImplementedError):
-                pass
-            super()._track(t)
-
-    with _NewTensorsOnly() as mem:
+    with LiveTensorMemory() as mem:
         step()
     return mem.peak_bytes
