@@ -492,7 +492,7 @@ def recall_prompts(dialogues: Sequence[dict[str, Any]], strategy: str, max_token
         kw = dict(max_tokens=max_tokens, count_tokens=count_tokens, render=render, reply_tokens=reply_tokens,
                   system=system)
         prompts: list[str] = []
-        respond = lambda p: prompts.append(p) or "…"  # noqa: E731 - records the prompt; answers come later in a batch
+        respond = lambda p: prompts.append(p) or ""  # noqa: E731 - records the prompt; answers come later in a batch
         if strategy == "memory":
             path = ":memory:" if memory_dir is None else Path(memory_dir) / f"dialogue{i}.sqlite"
             if path != ":memory:" and Path(path).exists():
