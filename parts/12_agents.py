@@ -23,7 +23,6 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
 from tutorlib.llm import dialogue, tools

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from tutorlib.llm.tools import (TOOL_CHAT_TEMPLATE, ToolCall, ToolCallError, ToolRegistry, answer_is_correct,
+from tutorlib.llm.tools import (ToolCall, ToolCallError, ToolRegistry, answer_is_correct,
                                 arithmetic_questions, calculator, chat_generator, few_shot_messages,
                                 function_schema, generate_batch, parse_tool_calls, render_chat, run_agent,
                                 run_agents)
