@@ -48,12 +48,12 @@ print(json.dumps(registry.schemas()[0], indent=1))
 # `tools.parse_tool_calls`; a broken call or a failing tool goes back to the model as an error message).
 
 # %%
-questions = tools.arithmetic_questions(budget(full=36, smoke=6), seed=2024)
+questions = tools.arithmetic_questions(budget(full=30, smoke=6), seed=2024)
 pool = tools.arithmetic_questions(20, seed=7)  # examples come from a disjoint pool
 seeds = [0, 1, 2]
 SYSTEM = "You are a careful assistant. Use the calculator tool for any arithmetic."
 texts = [q["question"] for q in questions]
-tool_tokens = budget(full=32, smoke=8)
+tool_tokens = budget(full=24, smoke=8)
 cpu0 = time.process_time()
 
 zero = tools.run_agents(tools.chat_generator(llm_model, llm_tok, registry, max_new_tokens=tool_tokens, batch_size=48),
@@ -188,6 +188,7 @@ for s in strategies:
 d_sum, se_sum = mean_se([recall["summarize"] - recall["truncate"]])
 best_dialogue = max(("truncate", "summarize"), key=lambda s: rec[s][0])
 d_mem, se_mem = mean_se([recall["memory"] - recall[best_dialogue]])
+print(f"summary - truncate {d_sum:+.3f} ± {se_sum:.3f}; memory - {best_dialogue} {d_mem:+.3f} ± {se_mem:.3f} (paired SE)")
 
 fig, ax = plt.subplots(figsize=(6, 3.2))
 x = np.arange(len(strategies))
