@@ -138,7 +138,7 @@ def test_decoding_widget_regenerates():
     assert "prompt is empty" in ex.text.value
 
 
-@pytest.mark.parametrize("name", ["decoding", "hf", "metrics", "pretrain", "dialogue", "tasks", "widgets"])
+@pytest.mark.parametrize("name", ["decoding", "hf", "metrics", "pretrain", "dialogue", "tasks", "widgets", "tools"])
 def test_docstring_examples_run(name):
     import doctest
     import importlib
@@ -175,3 +175,52 @@ def test_summarize_uses_generate_and_equals_our_greedy():
         if tok.eos_token_id in new:
             new = new[:new.index(tok.eos_token_id)]
         assert text == tok.decode(new).split("\n")[0].strip()
+
+
+def test_chat_session_on_a_chat_template_keeps_the_budget_in_real_tokens(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tiny_llm import tiny_llm_folder
+    from tutorlib.llm import ChatSession, token_counter
+
+    folder = tiny_llm_folder(tmp_path / "m")
+    model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    chat = ChatSession.for_chat_model(model, tok, max_tokens=200, reply_tokens=8, strategy="truncate", system="Be brief.")
+    count = token_counter(tok)
+    for i in range(6):
+        chat.send(f"Here is message number {i}, with a few more words to fill the budget.")
+        assert count(chat.last_prompt) <= 200 - 8
+        assert chat.last_prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
+        assert chat.last_prompt.endswith(f"number {i}, with a few more words to fill the budget.<|im_end|>\n<|im_start|>assistant\n")
+    assert "number 0," not in chat.last_prompt and len(chat.turns) == 12
+    long = ChatSession.for_chat_model(model, tok, max_tokens=60, reply_tokens=4)
+    long.add("user", "word " * 200)
+    long.send("and the end of it")
+    assert count(long.last_prompt) <= 56 and long.last_prompt.endswith("and the end of it<|im_end|>\n<|im_start|>assistant\n")
+    with pytest.raises(ValueError, match="role must be"):
+        chat.add("system", "x")
+    with pytest.raises(ValueError, match="empty"):
+        chat.add("user", " ")
+
+
+def test_recall_prompts_truncate_summarise_and_remember_across_sessions(tmp_path):
+    from tutorlib.llm.dialogue import recall_correct, recall_dialogues, recall_prompts, user_facts_summary
+
+    count = lambda s: len(s.split())  # noqa: E731
+    convs = recall_dialogues(3, n_facts=3, n_filler=6, seed=1)
+    assert recall_dialogues(3, n_facts=3, n_filler=6, seed=1) == convs and len(convs[0]["turns"]) == 18
+    facts = {s: recall_prompts(convs, s, 90, count, memory_dir=tmp_path, recall_k=2) for s in ("truncate", "summarize", "memory")}
+    assert all(len(v) == 9 for v in facts.values())
+    assert all(count(p) <= 90 for v in facts.values() for p, _ in v)
+    assert not any(a in p for p, a in facts["truncate"])  # the facts were the oldest turns: truncation dropped them
+    assert sum(a in p for p, a in facts["summarize"]) > 0 and all("Summary of earlier" in p for p, _ in facts["summarize"])
+    # a new session recalls from the SQLite file (bag-of-words similarity here: words the question shares with the fact)
+    assert sum(a in p for p, a in facts["memory"]) >= 5 and len(list(tmp_path.glob("dialogue*.sqlite"))) == 3
+    mem = LongTermMemory(tmp_path / "dialogue0.sqlite", embed=bag_of_words_embedder())  # the file outlives the sessions
+    assert len(mem) == 18 + 3 and mem.all()[0][2] == convs[0]["turns"][0][1]
+    assert user_facts_summary([Turn("user", "I live in Oslo. Cold."), Turn("assistant", "ok")]) == "User: I live in Oslo."
+    assert recall_correct("It is Rex.", "Rex") and not recall_correct("Rexford", "Rex")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        recall_prompts(convs, "forget", 70, count)
+    with pytest.raises(ValueError, match="n_facts must be"):
+        recall_dialogues(1, n_facts=0)
