@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tutorlib.atomic import atomic_write_json
-from tutorlib.finetune.common import (causal_lm_folder, check_out, examples_per_process, is_main, model_arg, say,
-                                      split_indices)
+from tutorlib.finetune.common import (causal_lm_folder, check_out, examples_per_process, model_arg, say,
+                                      train_val_rows, write_run_config)
 from tutorlib.finetune.io import DataFileError, decode_text, jsonl_objects
-from tutorlib.finetune.options import FinetuneConfig, auto_val_size
+from tutorlib.finetune.options import FinetuneConfig
 from tutorlib.llm.sft import IGNORE_INDEX, collate, mask_prompt_labels
 
 __all__ = ["SFTRow", "read_sft_file", "PromptCompletions", "read_prompt_completion", "mask_prompt_labels",
@@ -344,12 +344,8 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
     config.validate()
     out = Path(config.out)
     rows = read_sft_file(config.data, config.prompt_col, config.completion_col, encoding=config.encoding)
-    if config.val_data:
-        val_rows = read_sft_file(config.val_data, config.prompt_col, config.completion_col, encoding=config.encoding)
-        train_rows = rows
-    else:
-        tr, va = split_indices(len(rows), auto_val_size(len(rows), config.val_fraction), config.seed)
-        train_rows, val_rows = [rows[i] for i in tr], [rows[i] for i in va]
+    train_rows, val_rows = train_val_rows(config, rows, lambda path: read_sft_file(
+        path, config.prompt_col, config.completion_col, encoding=config.encoding))
     settings = {"task": config.task, "method": "lora", "model": model_arg(config.model), "r": config.r,
                 "alpha": config.alpha if config.alpha is not None else 2.0 * config.r,
                 "target_modules": list(config.target_modules), "prompt_col": config.prompt_col,
@@ -376,9 +372,7 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
                 f"{answer_tokens:,} of {all_tokens:,} tokens (the answers); LoRA r={config.r} on {targets} "
                 f"({trainable:,} trainable parameters, {100 * trainable / total:.2f} %), lr {config.lr:g}, "
                 f"{config.epochs} epoch(s), batch {config.batch_size} (bucketed by length), device {device}")
-    if is_main():  # under torchrun the first process alone writes the output folder
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "run_config.json", settings)
+    write_run_config(out, settings)
     model.to(device)
     with model.disable_adapter():
         before = evaluate_sft(model, val, batch_size=config.batch_size, pad_id=pad_id)

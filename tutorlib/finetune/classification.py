@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tutorlib.atomic import atomic_write_json
-from tutorlib.finetune.common import check_out, examples_per_process, is_main, say
+from tutorlib.finetune.common import check_out, examples_per_process, say, write_run_config
 from tutorlib.finetune.io import (TextClassificationDataset, check_classes, encode_labels, read_table,
                                   split_train_val)
 from tutorlib.finetune.options import MAX_AUTO_VAL, FinetuneConfig
@@ -91,9 +91,7 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
                  f"{counts}; method {config.method} ({int(summary['trainable']):,} trainable parameters, "
                  f"{summary['percent']:.2f} %), lr {lr:g}, {config.epochs} epoch(s), batch {config.batch_size}, "
                  f"device {device}")
-    if is_main():  # under torchrun the first process alone writes the output folder
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "run_config.json", settings)
+    write_run_config(out, settings)
     trainer = Trainer(model, lr=lr, device=device, precision=config.precision, batch_size=config.batch_size,
                       collate_fn=text_collate(tokenizer, config.max_length), seed=config.seed,
                       metrics=("accuracy", "f1"), checkpoint_dir=out / "checkpoints",

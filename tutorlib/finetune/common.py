@@ -14,7 +14,7 @@ from typing import Any
 
 from tutorlib.finetune.options import FinetuneConfig
 
-__all__ = ["say", "is_main", "examples_per_process", "check_out", "split_indices", "causal_lm_folder", "model_arg",
+__all__ = ["say", "is_main", "examples_per_process", "check_out", "split_indices", "train_val_rows", "write_run_config", "causal_lm_folder", "model_arg",
            "RESUME_KEYS"]
 
 #: Settings that must not change between a run and its ``--resume``.
@@ -77,6 +77,32 @@ def split_indices(n: int, val_size: int, seed: int = 0) -> tuple[list[int], list
     order = list(range(n))
     random.Random(seed).shuffle(order)
     return sorted(order[val_size:]), sorted(order[:val_size])
+
+
+def train_val_rows(config: FinetuneConfig, rows: list, read_val: Any) -> tuple[list, list]:
+    """The training and validation rows: ``read_val(config.val_data)`` when given, else a small seeded split
+    of ``rows`` (:func:`tutorlib.finetune.options.auto_val_size`: 20 %, at most 50).
+
+    >>> from tutorlib.finetune.options import FinetuneConfig
+    >>> tr, va = train_val_rows(FinetuneConfig(data="x.jsonl", out="runs/x"), list(range(10)), None)
+    >>> len(tr), len(va)
+    (8, 2)
+    """
+    from tutorlib.finetune.options import auto_val_size
+
+    if config.val_data:
+        return rows, read_val(config.val_data)
+    tr, va = split_indices(len(rows), auto_val_size(len(rows), config.val_fraction), config.seed)
+    return [rows[i] for i in tr], [rows[i] for i in va]
+
+
+def write_run_config(out: Path, settings: dict[str, Any]) -> None:
+    """Create the output folder and write ``run_config.json`` (the first process alone, under torchrun)."""
+    from tutorlib.atomic import atomic_write_json
+
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "run_config.json", settings)
 
 
 def model_arg(name: str) -> str:

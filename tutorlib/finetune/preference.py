@@ -29,9 +29,9 @@ from typing import Any, Sequence
 
 from tutorlib.atomic import atomic_write_json
 from tutorlib.finetune.causal_lm import _read_jsonl, load_causal_lm
-from tutorlib.finetune.common import check_out, is_main, model_arg, say, split_indices
+from tutorlib.finetune.common import check_out, is_main, model_arg, say, train_val_rows, write_run_config
 from tutorlib.finetune.io import DataFileError, jsonl_objects
-from tutorlib.finetune.options import FinetuneConfig, auto_val_size
+from tutorlib.finetune.options import FinetuneConfig
 
 __all__ = ["PairRow", "read_pairs", "tokenize_pairs", "run"]
 
@@ -138,11 +138,7 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
     out = Path(config.out)
     keys = (config.prompt_col, config.chosen_col, config.rejected_col)
     rows = read_pairs(config.data, *keys, encoding=config.encoding)
-    if config.val_data:
-        train_rows, val_rows = rows, read_pairs(config.val_data, *keys, encoding=config.encoding)
-    else:
-        tr, va = split_indices(len(rows), auto_val_size(len(rows), config.val_fraction), config.seed)
-        train_rows, val_rows = [rows[i] for i in tr], [rows[i] for i in va]
+    train_rows, val_rows = train_val_rows(config, rows, lambda path: read_pairs(path, *keys, encoding=config.encoding))
     settings = {"task": config.task, "method": "lora", "model": model_arg(config.model), "r": config.r,
                 "alpha": config.alpha if config.alpha is not None else 2.0 * config.r,
                 "target_modules": list(config.target_modules), "prompt_col": config.prompt_col,
@@ -172,9 +168,7 @@ def run(config: FinetuneConfig) -> dict[str, Any]:
     say(config, f"tutorlib finetune (preference, DPO β={config.beta:g}): {len(train)} train / {len(val)} validation "
                 f"pairs; LoRA r={config.r} on {targets} ({trainable:,} trainable parameters), lr {config.lr:g}, "
                 f"{config.epochs} epoch(s), batch {config.batch_size} pairs, device {device}")
-    if is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "run_config.json", settings)
+    write_run_config(out, settings)
     model.to(device)
     t0 = time.perf_counter()
     reference = reference_logprobs(model, train, batch_size=config.batch_size, pad_id=pad_id)  # once, before training
