@@ -27,8 +27,8 @@ from pathlib import Path
 import nbformat
 
 from tutorlib.grading.nbexec import execute_lesson
-from tutorlib.grading.stored import (has_outputs, machine_description, provenance_of, stale_cells, stamp_cells,
-                                     tutorlib_sha)
+from tutorlib.grading.stored import (compact_images, compact_widget_state, has_outputs, machine_description, provenance_of, stale_cells,
+                                     stamp_cells, tutorlib_sha)
 
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_CELL = ("import resource as _r, sys as _s\n"
@@ -62,6 +62,8 @@ def store(path: Path, nb, result: dict) -> None:
     """Write the executed notebook back to ``path`` (atomically) with its provenance."""
     nb.cells = nb.cells[:-1]  # the measuring cell
     stamp_cells(nb)
+    compact_widget_state(nb)  # progress bars leave hundreds of kB of empty layouts
+    compact_images(nb)  # large figures as 256-colour PNGs
     nb.metadata.setdefault("tutorlib", {})["provenance"] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_description(), "threads": result.get("threads"), "device": result.get("device"),
@@ -247,9 +249,21 @@ def main() -> int:
                          "(full mode only)")
     ap.add_argument("--stale", action="store_true",
                     help="only the lessons whose stored outputs are missing or out of date (code cells or tutorlib changed)")
+    ap.add_argument("--compact", action="store_true",
+                    help="only shrink the stored notebooks' widget state and large figures (code and numbers unchanged)")
     ap.add_argument("--readme", action="store_true",
                     help="only rewrite the README's lesson table from the stored notebooks' provenance")
     args = ap.parse_args()
+    if args.compact:
+        for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            saved = compact_widget_state(nb) + compact_images(nb)
+            if saved:
+                tmp = path.with_suffix(".ipynb.tmp")
+                nbformat.write(nb, tmp)
+                os.replace(tmp, path)
+                print(f"{path.name}: {saved / 1024:.0f} KiB smaller (widget state, large figures)")
+        return 0
     if args.readme:
         print("README.md's lesson table", "rewritten" if write_readme() else "already up to date")
         return 0
