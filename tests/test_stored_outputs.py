@@ -119,3 +119,14 @@ def test_readme_table_marks_busy_runs_and_adds_a_gpu_column_only_for_gpu_runs(tm
     assert "GPU: wall (kernel CPU)" in out and "no GPU run stored" in out and "NVIDIA H200" in out
     with pytest.raises(ValueError, match="markers"):
         course.readme_table("# R\n", nbdir)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_stored_lessons_stay_small(path):
+    from tutorlib.grading.stored import compact_images, compact_widget_state
+
+    nb = nbformat.read(path, as_version=4)
+    assert compact_widget_state(nb) == 0 and compact_images(nb) == 0, (
+        f"notebooks/{path.name} carries unused widget state or uncompressed large figures: "
+        "run `python benchmarks/course.py --compact`")
+    assert path.stat().st_size < 3_000_000, f"notebooks/{path.name} is {path.stat().st_size / 1e6:.1f} MB: keep a lesson under 3 MB"
