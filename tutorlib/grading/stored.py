@@ -159,8 +159,9 @@ _REF = re.compile(r'IPY_MODEL_([0-9a-f]+)|"model_id": "([0-9a-f]+)"')
 def compact_widget_state(nb: Any) -> int:
     """Shrink the widget state nbclient saved in ``nb``'s metadata, in place; returns the bytes saved.
 
-    Keeps only the models a displayed widget needs (the views in the outputs and every model they refer to,
-    transitively) and drops attributes whose value is ``None`` (a ``Layout`` is mostly such defaults; the
+    Removes the outputs of widgets that show nothing (a finished ``leave=False`` progress bar is a box with a
+    hidden layout), keeps only the models a displayed widget needs (the views in the outputs and every model
+    they refer to, transitively) and drops attributes whose value is ``None`` (a ``Layout`` is mostly such defaults; the
     widget manager and the book's snapshots fill them back in). A run with many progress bars otherwise
     stores hundreds of kilobytes of empty layouts.
 
@@ -181,6 +182,16 @@ def compact_widget_state(nb: Any) -> int:
         return 0
     models = widgets["state"]
     before = len(json.dumps(models))
+
+    def hidden(out: Any) -> bool:  # a finished ``leave=False`` progress bar: its box's layout is hidden
+        view = out.get("data", {}).get(_WIDGET_VIEW)
+        state = models.get((view or {}).get("model_id", ""), {}).get("state", {})
+        layout = models.get(str(state.get("layout", "")).removeprefix("IPY_MODEL_"), {}).get("state", {})
+        return view is not None and (layout.get("visibility") == "hidden" or layout.get("display") == "none")
+
+    for c in nb.cells:
+        if c.get("cell_type") == "code" and any(hidden(o) for o in c.get("outputs", [])):
+            c["outputs"] = [o for o in c["outputs"] if not hidden(o)]
     todo = [m.group(1) or m.group(2) for c in nb.cells if c.get("cell_type") == "code"
             for o in c.get("outputs", []) if _WIDGET_VIEW in o.get("data", {})
             for m in _REF.finditer(json.dumps(o["data"][_WIDGET_VIEW]))]
