@@ -48,6 +48,13 @@ def test_lesson_10_runs_in_smoke_mode():
     gpt = _number(r"TinyGPT  : ([\d.]+) bits per byte", text)
     llm = _number(r"SmolLM2  : ([\d.]+) bits per byte", text)
     assert 0 < llm < gpt < 9
+    # 6 · translation: a table of the dictionary baseline and both trained models, scored from the run
+    rows = dict((m.group(1), [float(x) for x in m.groups()[1:]])
+                for m in re.finditer(r"^\| (dictionary|encoder–decoder|decoder-only) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M))
+    assert set(rows) == {"dictionary", "encoder–decoder", "decoder-only"}, text
+    assert all(0 <= v <= 100 for r in rows.values() for v in r)
+    assert f"word-by-word dictionary scores chrF {rows['dictionary'][0]:.1f}" in markdown
+    assert "| translation (held-out, chrF / BLEU) | dictionary" in markdown
     # figures drawn, the attention explorer displayed, the summary table built from the run
     images = [o for o in outputs_of(nb, "display_data") if "image/png" in o.get("data", {})]
     assert len(images) >= 5

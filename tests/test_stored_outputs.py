@@ -68,3 +68,65 @@ def test_store_writes_provenance_and_refresh_sees_edits(tmp_path, monkeypatch):
     stored.cells[0].source = "print(6 * 9)"
     nbformat.write(stored, path)
     assert "changed" in course.needs_refresh(path)
+
+
+def _course():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_bench", ROOT / "benchmarks" / "course.py")
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)
+    return course
+
+
+def test_readme_lesson_table_matches_the_stored_runs():
+    course = _course()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert course.readme_table(readme, ROOT / "notebooks") == readme, (
+        "README.md's lesson table is not the one the stored notebooks' provenance gives: "
+        "run `python benchmarks/course.py --readme`")
+
+
+def test_readme_table_marks_busy_runs_and_adds_a_gpu_column_only_for_gpu_runs(tmp_path):
+    course = _course()
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    base = {"mode": "full", "machine": "EPYC, 2 cores", "threads": 1, "wall_seconds": 100.0, "cpu_seconds": 60.0,
+            "peak_mib": 2048, "date": "2026-12-05 03:00 UTC", "tutorlib_sha": "x", "torch": "2"}
+    runs = {"00_a": dict(base, device="cpu", load_start=0.1, load_end=1.0),
+            "01_b": dict(base, device="cpu", load_start=3.9, load_end=4.4),
+            "02_c": None}
+    for stem, prov in runs.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# Lesson {stem}"),
+                                             nbformat.v4.new_code_cell("1", execution_count=1 if prov else None)])
+        if prov:
+            nb.metadata["tutorlib"] = {"provenance": prov}
+        nbformat.write(nb, nbdir / f"{stem}.ipynb")
+    readme = f"# R\n\n## The lessons\n\n{course.TABLE_START}\n| 00 | [A](notebooks/00_a.ipynb) | kept words | 1 s | 1 MiB |\n{course.TABLE_END}\n\nafter\n"
+    out = course.readme_table(readme, nbdir)
+    rows = {ln[2:4]: ln for ln in out.splitlines() if ln[:2] == "| " and ln[2:4].isdigit()}
+    assert "kept words" in rows["00"] and "100 s (60 s CPU)" in rows["00"] and "2.0 GiB" in rows["00"]
+    assert "100 s* (60 s CPU)" in rows["01"] and "01 (3.9 → 4.4)" in out  # busy: marked, load named
+    assert "Lesson 02_c" in rows["02"] and "not stored yet" in rows["02"]
+    assert "GPU" not in out.splitlines()[6] and out.endswith("after\n")
+    assert course.readme_table(out, nbdir) == out  # a second run changes nothing
+    gpu = dict(base, device="cuda:0 (NVIDIA H200)", load_start=0.0, load_end=0.5)
+    nb = nbformat.read(nbdir / "02_c.ipynb", as_version=4)
+    nb.metadata["tutorlib"] = {"provenance": gpu}
+    nb.cells[1].execution_count = 1
+    nbformat.write(nb, nbdir / "02_c.ipynb")
+    out = course.readme_table(out, nbdir)
+    assert "GPU: wall (kernel CPU)" in out and "no GPU run stored" in out and "NVIDIA H200" in out
+    with pytest.raises(ValueError, match="markers"):
+        course.readme_table("# R\n", nbdir)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_stored_lessons_stay_small(path):
+    from tutorlib.grading.stored import compact_images, compact_widget_state
+
+    nb = nbformat.read(path, as_version=4)
+    assert compact_widget_state(nb) == 0 and compact_images(nb) == 0, (
+        f"notebooks/{path.name} carries unused widget state or uncompressed large figures: "
+        "run `python benchmarks/course.py --compact`")
+    assert path.stat().st_size < 3_000_000, f"notebooks/{path.name} is {path.stat().st_size / 1e6:.1f} MB: keep a lesson under 3 MB"

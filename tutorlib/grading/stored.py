@@ -20,14 +20,16 @@ so a test can fail when a cell was edited after its outputs were stored.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = ["source_sha", "tutorlib_sha", "stamp_cells", "StaleCell", "stale_cells", "provenance_of",
-           "machine_description", "has_outputs"]
+           "machine_description", "has_outputs", "compact_widget_state", "compact_images"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -147,3 +149,102 @@ def machine_description() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores"
+
+
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_REF = re.compile(r'IPY_MODEL_([0-9a-f]+)|"model_id": "([0-9a-f]+)"')
+
+
+def compact_widget_state(nb: Any) -> int:
+    """Shrink the widget state nbclient saved in ``nb``'s metadata, in place; returns the bytes saved.
+
+    Removes the outputs of widgets that show nothing (a finished ``leave=False`` progress bar is a box with a
+    hidden layout), keeps only the models a displayed widget needs (the views in the outputs and every model
+    they refer to, transitively) and drops attributes whose value is ``None`` (a ``Layout`` is mostly such defaults; the
+    widget manager and the book's snapshots fill them back in). A run with many progress bars otherwise
+    stores hundreds of kilobytes of empty layouts.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("w")])
+    >>> nb.cells[0].outputs = [nbformat.v4.new_output("display_data", {_WIDGET_VIEW: {"model_id": "a1"}})]
+    >>> nb.metadata["widgets"] = {_WIDGET_STATE: {"state": {
+    ...     "a1": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_b2"], "width": None}},
+    ...     "b2": {"model_name": "LayoutModel", "state": {"width": None, "height": "3px"}},
+    ...     "c3": {"model_name": "LayoutModel", "state": {}}}, "version_major": 2, "version_minor": 0}}
+    >>> compact_widget_state(nb) > 0, sorted(nb.metadata["widgets"][_WIDGET_STATE]["state"])
+    (True, ['a1', 'b2'])
+    >>> nb.metadata["widgets"][_WIDGET_STATE]["state"]["b2"]["state"]
+    {'height': '3px'}
+    """
+    widgets = nb.get("metadata", {}).get("widgets", {}).get(_WIDGET_STATE)
+    if not widgets or "state" not in widgets:
+        return 0
+    models = widgets["state"]
+    before = len(json.dumps(models))
+
+    def hidden(out: Any) -> bool:  # a finished ``leave=False`` progress bar: its box's layout is hidden
+        view = out.get("data", {}).get(_WIDGET_VIEW)
+        state = models.get((view or {}).get("model_id", ""), {}).get("state", {})
+        layout = models.get(str(state.get("layout", "")).removeprefix("IPY_MODEL_"), {}).get("state", {})
+        return view is not None and (layout.get("visibility") == "hidden" or layout.get("display") == "none")
+
+    for c in nb.cells:
+        if c.get("cell_type") == "code" and any(hidden(o) for o in c.get("outputs", [])):
+            c["outputs"] = [o for o in c["outputs"] if not hidden(o)]
+    todo = [m.group(1) or m.group(2) for c in nb.cells if c.get("cell_type") == "code"
+            for o in c.get("outputs", []) if _WIDGET_VIEW in o.get("data", {})
+            for m in _REF.finditer(json.dumps(o["data"][_WIDGET_VIEW]))]
+    keep: set[str] = set()
+    while todo:
+        mid = todo.pop()
+        if mid in keep or mid not in models:
+            continue
+        keep.add(mid)
+        todo += [m.group(1) or m.group(2) for m in _REF.finditer(json.dumps(models[mid]))]
+    for mid in list(models):
+        if mid not in keep:
+            del models[mid]
+        else:
+            state = models[mid].get("state", {})
+            for key in [k for k, v in state.items() if v is None]:
+                del state[key]
+    return before - len(json.dumps(models))
+
+
+def compact_images(nb: Any, min_bytes: int = 150_000) -> int:
+    """Re-encode each PNG output of ``nb`` larger than ``min_bytes`` (base64) with a 256-colour palette, in
+    place, when that makes it smaller; returns the bytes saved. Plots and image mosaics look the same to the
+    eye at a fraction of the size, which keeps the stored lessons a few MB.
+
+    >>> import base64, io, nbformat
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.effect_noise((300, 300), 60).convert("RGB").save(buf, "PNG")
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot")])
+    >>> nb.cells[0].outputs = [nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(buf.getvalue()).decode()})]
+    >>> compact_images(nb, min_bytes=1000) > 0, compact_images(nb, min_bytes=1000)
+    (True, 0)
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    saved = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = out.get("data", {})
+            png = data.get("image/png")
+            if not isinstance(png, str) or len(png) < min_bytes:
+                continue
+            image = Image.open(io.BytesIO(base64.b64decode(png)))
+            if image.mode == "P":  # already a palette image: done before
+                continue
+            buf = io.BytesIO()
+            mode = "RGBA" if image.mode in ("RGBA", "LA") else "RGB"
+            image.convert(mode).quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", optimize=True)
+            new = base64.b64encode(buf.getvalue()).decode()
+            if len(new) < len(png):
+                saved += len(png) - len(new)
+                data["image/png"] = new
+    return saved
