@@ -33,7 +33,7 @@ from tutorlib.llm.metrics import normalize_answer
 from tutorlib.retrieval import cosine_top_k
 
 __all__ = ["Chunk", "chunk_words", "chunk_documents", "Retriever", "is_relevant", "recall_at_k", "format_passages",
-           "rag_messages", "SYSTEM_PLAIN", "SYSTEM_DEFENDED", "generate_answers", "clean_answer", "content_words",
+           "rag_messages", "answer_questions", "contains_answer", "SYSTEM_PLAIN", "SYSTEM_DEFENDED", "generate_answers", "clean_answer", "content_words",
            "STOPWORDS", "unsupported", "looks_like_injection", "paired_gain", "mean_se", "answer_bits_per_byte", "RagExplorer",
            "rag_explorer"]
 
@@ -246,6 +246,34 @@ def generate_answers(model: Any, tokenizer: Any, conversations: Sequence[list[di
     return replies
 
 
+def answer_questions(model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[Sequence[str] | None],
+                     example: tuple[str, Sequence[str] | None, str] | None = None, defended: bool = False,
+                     max_new_tokens: int = 16, batch_size: int = 8, progress: bool = False) -> list[str]:
+    """:func:`rag_messages` for every question (``passages[i]``: its passages, ``None`` for no retrieval), answered
+    by :func:`generate_answers` and cut by :func:`clean_answer`.
+
+    >>> from tutorlib.models import load_llm
+    >>> model, tok = load_llm("smollm2")  # doctest: +SKIP
+    >>> answer_questions(model, tok, ["Who founded it?"], [["It was founded by Ilsa Brenwick."]])  # doctest: +SKIP
+    ['Ilsa Brenwick']
+    """
+    if len(questions) != len(passages):
+        raise ValueError(f"{len(questions)} questions but {len(passages)} passage lists: give one list (or None) per question")
+    convs = [rag_messages(q, p, example, defended) for q, p in zip(questions, passages)]
+    return [clean_answer(a) for a in generate_answers(model, tokenizer, convs, max_new_tokens, batch_size, progress)]
+
+
+def contains_answer(prediction: str, gold: str) -> float:
+    """1.0 when the normalised gold answer occurs in the normalised prediction as whole words (a lenient match:
+    "It opens at 7 am" contains "7 am"; "17 am" does not), else 0.0.
+
+    >>> contains_answer("It opens at 7 am.", "7 AM"), contains_answer("It opens at 17 am.", "7 am")
+    (1.0, 0.0)
+    """
+    p, g = f" {normalize_answer(prediction)} ", f" {normalize_answer(gold)} "
+    return float(bool(g.strip()) and g in p)
+
+
 # --------------------------------------------------------------------------- support, injection, statistics
 
 STOPWORDS = frozenset("a an the of in on at to for by and or is was it its it's this that with from as be are were i "
@@ -292,8 +320,8 @@ def looks_like_injection(passage: str) -> bool:
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     """Mean and standard error (sd / √n) of per-question scores.
 
-    >>> mean_se([1.0, 0.0, 1.0, 0.0])
-    (0.5, 0.2886751345948129)
+    >>> [round(x, 4) for x in mean_se([1.0, 0.0, 1.0, 0.0])]
+    [0.5, 0.2887]
     """
     x = np.asarray(values, dtype=float).ravel()
     if x.size < 2:
@@ -306,8 +334,8 @@ def paired_gain(system: Sequence[float], baseline: Sequence[float]) -> tuple[flo
 
     A gain is claimed when it is at least two paired standard errors.
 
-    >>> paired_gain([1, 1, 0, 1], [0, 1, 0, 0])
-    (0.5, 0.28867513459481287)
+    >>> [round(x, 4) for x in paired_gain([1, 1, 0, 1], [0, 1, 0, 0])]
+    [0.5, 0.2887]
     """
     a, b = np.asarray(system, dtype=float).ravel(), np.asarray(baseline, dtype=float).ravel()
     if a.shape != b.shape:
@@ -351,7 +379,7 @@ class RagExplorer:
     >>> r = Retriever([Chunk("x#0", "x", "X", "a a"), Chunk("y#0", "y", "Y", "b b")], embed=emb, with_title=False)
     >>> ex = RagExplorer(r, lambda q, ps: ps[0] if ps else "?", question="b b b", k=1)
     >>> ex.update()["answer"]
-    'Y: b b'
+    'b b'
     """
 
     retriever: Retriever

@@ -119,7 +119,8 @@ _PASSAGES = ["The Amber Quill is a bakery on Tallow Street in Quillhaven.", "It 
              "It opens at 7 am every day except Monday.", "It is best known for its seaweed rye loaves.",
              "On Cinder Row stands The Moss Kettle, a tea house.", "Its doors open at 9 am, and it is closed on Sunday."]
 _ANSWERS = ["Ilsa Brenwick", "Ilsa Brenwick and Teodor Quist", "1962", "1963", "7 am", "at 7 AM.", "on Tallow Street",
-            "Tallow Road", "the seaweed rye loaves", "rye", "Monday", "It is closed on Tuesday", "", "The bakery",
+            "Tallow Road", "the seaweed rye loaves", "rye", "Monday", "It is closed on Tuesday", "", "The bakery", "from 1962",
+            "that is Monday",
             "a tea house on Cinder Row", "9 o'clock"]
 
 
