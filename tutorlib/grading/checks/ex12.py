@@ -6,8 +6,8 @@ generator it is given, ``call`` runs the learner's code and returns plain data, 
 against :mod:`tutorlib.llm.rag` (``chunk_words``, ``recall_at_k``, ``unsupported``, ``paired_gain``) or,
 for the filter, against labelled passages that the library's own filter also classifies correctly.
 
->>> _words(torch.Generator().manual_seed(0), 3)
-['tide', 'at', 'lamp']
+>>> len(INJECTED), len(CLEAN)
+(8, 8)
 """
 
 from __future__ import annotations
