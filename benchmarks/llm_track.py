@@ -11,8 +11,8 @@ interleaved rounds (best round reported) so that other load on the machine hits 
     python benchmarks/llm_track.py --lesson12 [--questions 108 --seeds 0 1 2]   # lesson 12's RAG table instead
 
 Lesson 12 (``--lesson12``): answers of SmolLM2 to the Quillhaven eval questions with no retrieval, the k = 3
-MiniLM-retrieved chunks and the oracle chunk, over seeds (the seed draws the worked example shown in the
-prompt), against the untuned prompt, the majority answer and the top passage itself; EM / F1 / contains with
+MiniLM-retrieved chunks and the oracle chunk, over seeds (seed s shows each question's (s+1)-th most similar tune question as the
+worked example), against the untuned prompt, the majority answer and the top passage itself; EM / F1 / contains with
 standard errors over questions, and the paired gain of retrieval over the best baseline (target >= 2 SE).
 """
 
@@ -170,8 +170,6 @@ def main() -> None:
 
 def lesson12(args: argparse.Namespace) -> None:
     """Lesson 12's table: no retrieval / retrieved / oracle over seeds, the baselines, the paired gain."""
-    import random
-
     import numpy as np
 
     from tutorlib.data.knowledge import load_documents, load_questions
@@ -197,9 +195,9 @@ def lesson12(args: argparse.Namespace) -> None:
     passages = {"no retrieval": [None] * len(questions), "retrieved (k=3)": [[c.render() for c, _ in h[:3]] for h in hits],
                 "oracle passage": [[oracle(q).render()] for q in questions]}
     answers: dict[str, list[list[str]]] = {}
-    for seed in args.seeds:
-        t = random.Random(seed).choice(tune)
-        example = (t["question"], [oracle(t).render()], t["answer"])
+    similar = rag.similar_examples(qtext, [t["question"] for t in tune], retriever.embed, k=max(args.seeds) + 1)
+    for seed in args.seeds:   # seed s: each question's (s+1)-th most similar tune question is the worked example
+        example = [(tune[row[seed]]["question"], [oracle(tune[row[seed]]).render()], tune[row[seed]]["answer"]) for row in similar]
         for cond, ps in passages.items():
             answers.setdefault(cond, []).append(rag.answer_questions(model, tok, qtext, ps, example=example, max_new_tokens=12))
     answers["untuned (no example, no retrieval)"] = [rag.answer_questions(model, tok, qtext, passages["no retrieval"],

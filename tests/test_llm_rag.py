@@ -135,3 +135,16 @@ def test_explorer_updates_without_a_browser():
         ex.controls["use_retrieval"].value = False
         assert ex.last["hits"] == [] and ex.last["answer"] == "0 passages"
         assert "retrieval off" in ex.view.value
+
+
+def test_similar_examples_and_one_example_per_question(tiny_chat):
+    emb = _bow(["bread", "tea", "boat"])
+    assert rag.similar_examples(["tea tea", "boat"], ["bread", "tea", "boat tea"], emb, k=2) == [[1, 2], [2, 0]]
+    model, tok = tiny_chat
+    ex = [("Who?", ["Ada."], "Ada"), ("When?", ["At 7."], "7")]
+    per_q = rag.answer_questions(model, tok, ["Who now?", "When now?"], [["x"], ["y"]], example=ex, max_new_tokens=3)
+    one_by_one = [rag.answer_questions(model, tok, [q], [p], example=e, max_new_tokens=3)[0]
+                  for q, p, e in zip(["Who now?", "When now?"], [["x"], ["y"]], ex)]
+    assert per_q == one_by_one
+    with pytest.raises(ValueError, match="one per question"):
+        rag.answer_questions(model, tok, ["a"], [None], example=ex)

@@ -33,7 +33,7 @@ from tutorlib.llm.metrics import normalize_answer
 from tutorlib.retrieval import cosine_top_k
 
 __all__ = ["Chunk", "chunk_words", "chunk_documents", "Retriever", "is_relevant", "recall_at_k", "format_passages",
-           "rag_messages", "answer_questions", "contains_answer", "SYSTEM_PLAIN", "SYSTEM_DEFENDED", "generate_answers", "clean_answer", "content_words",
+           "rag_messages", "answer_questions", "similar_examples", "contains_answer", "SYSTEM_PLAIN", "SYSTEM_DEFENDED", "generate_answers", "clean_answer", "content_words",
            "STOPWORDS", "unsupported", "looks_like_injection", "paired_gain", "mean_se", "answer_bits_per_byte", "RagExplorer",
            "rag_explorer"]
 
@@ -247,10 +247,11 @@ def generate_answers(model: Any, tokenizer: Any, conversations: Sequence[list[di
 
 
 def answer_questions(model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[Sequence[str] | None],
-                     example: tuple[str, Sequence[str] | None, str] | None = None, defended: bool = False,
+                     example: Any = None, defended: bool = False,
                      max_new_tokens: int = 16, batch_size: int = 8, progress: bool = False) -> list[str]:
     """:func:`rag_messages` for every question (``passages[i]``: its passages, ``None`` for no retrieval), answered
-    by :func:`generate_answers` and cut by :func:`clean_answer`.
+    by :func:`generate_answers` and cut by :func:`clean_answer`. ``example``: one worked example
+    ``(question, passages, answer)`` for all questions, a list with one per question, or ``None``.
 
     >>> from tutorlib.models import load_llm
     >>> model, tok = load_llm("smollm2")  # doctest: +SKIP
@@ -259,8 +260,25 @@ def answer_questions(model: Any, tokenizer: Any, questions: Sequence[str], passa
     """
     if len(questions) != len(passages):
         raise ValueError(f"{len(questions)} questions but {len(passages)} passage lists: give one list (or None) per question")
-    convs = [rag_messages(q, p, example, defended) for q, p in zip(questions, passages)]
+    examples = example if isinstance(example, list) else [example] * len(questions)
+    if len(examples) != len(questions):
+        raise ValueError(f"{len(questions)} questions but {len(examples)} worked examples: give one per question")
+    convs = [rag_messages(q, p, e, defended) for q, p, e in zip(questions, passages, examples)]
     return [clean_answer(a) for a in generate_answers(model, tokenizer, convs, max_new_tokens, batch_size, progress)]
+
+
+def similar_examples(questions: Sequence[str], pool: Sequence[str], embed: Callable[[Sequence[str]], Any],
+                     k: int = 3) -> list[list[int]]:
+    """For each question, the indices of the ``k`` pool questions most similar to it (cosine of their embeddings),
+    best first: worked examples chosen by similarity ("retrieved demonstrations").
+
+    >>> emb = lambda texts: torch.tensor([[t.count("a"), t.count("b")] for t in texts], dtype=torch.float)
+    >>> similar_examples(["aa b"], ["b", "aa", "a b"], emb, k=2)
+    [[2, 1]]
+    """
+    q = torch.as_tensor(np.asarray(embed(list(questions))), dtype=torch.float32)
+    keys = torch.as_tensor(np.asarray(embed(list(pool))), dtype=torch.float32)
+    return cosine_top_k(q, keys, k).indices.tolist()
 
 
 def contains_answer(prediction: str, gold: str) -> float:
