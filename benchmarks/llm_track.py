@@ -10,7 +10,7 @@ interleaved rounds (best round reported) so that other load on the machine hits 
     python benchmarks/llm_track.py --model-dir DIR       # a saved transformers folder instead of the GGUF
     python benchmarks/llm_track.py --lesson12 [--questions 108 --seeds 0 1 2]   # lesson 12's RAG table instead
 
-Lesson 12 (``--lesson12``): answers of SmolLM2 to the Quillhaven eval questions with no retrieval, the k = 3
+Lesson 12 (``--lesson12``): answers of SmolLM2 to the Quillhaven eval questions with no retrieval, the k (default 1)
 MiniLM-retrieved chunks and the oracle chunk, over seeds (seed s shows each question's (s+1)-th most similar tune question as the
 worked example), against the untuned prompt, the majority answer and the top passage itself; EM / F1 / contains with
 standard errors over questions, and the paired gain of retrieval over the best baseline (target >= 2 SE).
@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--lesson12", action="store_true", help="lesson 12's RAG measurement instead")
     ap.add_argument("--questions", type=int, default=108, help="lesson 12: eval questions to answer")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="lesson 12: worked-example seeds")
+    ap.add_argument("--k", type=int, default=1, help="lesson 12: chunks shown to the model (the lesson picks k on the tune split)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.lesson12:
@@ -192,7 +193,7 @@ def lesson12(args: argparse.Namespace) -> None:
         by_doc.setdefault(c.doc_id, []).append(c)
     oracle = lambda q: next(c for c in by_doc[q["doc_id"]] if rag.is_relevant(c, q["doc_id"], q["answer"]))  # noqa: E731
     model, tok = load_llm("smollm2")
-    passages = {"no retrieval": [None] * len(questions), "retrieved (k=3)": [[c.render() for c, _ in h[:3]] for h in hits],
+    passages = {"no retrieval": [None] * len(questions), "retrieved": [[c.render() for c, _ in h[:args.k]] for h in hits],
                 "oracle passage": [[oracle(q).render()] for q in questions]}
     answers: dict[str, list[list[str]]] = {}
     similar = rag.similar_examples(qtext, [t["question"] for t in tune], retriever.embed, k=max(args.seeds) + 1)
@@ -216,8 +217,8 @@ def lesson12(args: argparse.Namespace) -> None:
     for c, runs in answers.items():
         cells = " | ".join("{:.1f} ± {:.1f}".format(*(100 * x for x in rag.mean_se(per_q[c][m]))) for m in metrics)
         print(f"| {c} | {len(runs)} | {cells} |")
-    best = max([c for c in answers if c not in ("retrieved (k=3)", "oracle passage")], key=lambda c: per_q[c]["F1"].mean())
-    gain, se = rag.paired_gain(per_q["retrieved (k=3)"]["F1"], per_q[best]["F1"])
+    best = max([c for c in answers if c not in ("retrieved", "oracle passage")], key=lambda c: per_q[c]["F1"].mean())
+    gain, se = rag.paired_gain(per_q["retrieved"]["F1"], per_q[best]["F1"])
     print(f"\nretrieved vs best baseline ({best}): F1 {100 * gain:+.1f} ± {100 * se:.1f} points = {gain / se:.1f} paired SE "
           f"(target >= 2: {'met' if gain >= 2 * se else 'NOT met'})")
     print(f"wall {time.perf_counter() - t0:.0f} s, process CPU {time.process_time() - c0:.0f} s")

@@ -21,7 +21,7 @@ def test_lesson_12_runs_in_smoke_mode():
     r = {name: tuple(map(float, m)) for name, *m in re.findall(r"(title \+ chunk|chunk alone)\s+recall@1 ([\d.]+)  recall@3 ([\d.]+)  recall@8 ([\d.]+)", text)}
     assert set(r) == {"title + chunk", "chunk alone"} and all(a <= b <= c for a, b, c in r.values())
     # the main table has every condition, and the verdict names the best baseline and a paired SE
-    for cond in ("no retrieval", "retrieved (k=3)", "oracle passage", "untuned", "majority answer", "top passage"):
+    for cond in ("no retrieval", "retrieved (k=", "oracle passage", "untuned", "majority answer", "top passage"):
         assert cond in markdown
     assert "Best baseline by F1" in markdown and "paired SE" in markdown
     # five verbatim answers with and without retrieval
@@ -29,7 +29,7 @@ def test_lesson_12_runs_in_smoke_mode():
     # injection, support, summarization, JSON, judge all measured
     for name in ("plain prompt", "defended prompt", "filtered passages"):
         assert re.search(rf"{name}\s+injection success\s+[\d.]+ %", text)
-    assert re.search(r"unsupported answers, retrieved \(k=3\)\s+: [\d.]+ %", text)
+    assert re.search(r"unsupported answers, retrieved \(k=\d\)\s+: [\d.]+ %", text)
     assert "ROUGE-L F1" in text and "field accuracy" in text and "agreement" in text and "bits per byte" in text
     assert "| what | measured here |" in markdown
     # a figure and the widget
