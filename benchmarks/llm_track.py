@@ -8,6 +8,12 @@ interleaved rounds (best round reported) so that other load on the machine hits 
     python benchmarks/llm_track.py                       # 2 torch threads, 64 new tokens, 3 rounds
     python benchmarks/llm_track.py --threads 1 --rounds 5 --json out.json
     python benchmarks/llm_track.py --model-dir DIR       # a saved transformers folder instead of the GGUF
+    python benchmarks/llm_track.py --lesson12 [--questions 108 --seeds 0 1 2]   # lesson 12's RAG table instead
+
+Lesson 12 (``--lesson12``): answers of SmolLM2 to the Quillhaven eval questions with no retrieval, the k (default 1)
+MiniLM-retrieved chunks and the oracle chunk, over seeds (seed s shows each question's (s+1)-th most similar tune question as the
+worked example), against the untuned prompt, the majority answer and the top passage itself; EM / F1 / contains with
+standard errors over questions, and the paired gain of retrieval over the best baseline (target >= 2 SE).
 """
 
 from __future__ import annotations
@@ -73,8 +79,14 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[32, 128, 512, 1024])
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--lesson12", action="store_true", help="lesson 12's RAG measurement instead")
+    ap.add_argument("--questions", type=int, default=108, help="lesson 12: eval questions to answer")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="lesson 12: worked-example seeds")
+    ap.add_argument("--k", type=int, default=1, help="lesson 12: chunks shown to the model (the lesson picks k on the tune split)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.lesson12:
+        return lesson12(args)
 
     from tutorlib.llm import KVCache, Llama, compare_hidden_states, kv_cache_bytes, time_forward_vs_cached
     from tutorlib.llm.llama import generate
@@ -155,6 +167,66 @@ def main() -> None:
                        "tokens_per_s": speeds, "ratio": ratio, "steps": rows,
                        "kv_bytes": {"computed": kv_cache_bytes(ours.config, cache.length), "measured": cache.nbytes()}},
                       f, indent=1)
+
+
+def lesson12(args: argparse.Namespace) -> None:
+    """Lesson 12's table: no retrieval / retrieved / oracle over seeds, the baselines, the paired gain."""
+    import numpy as np
+
+    from tutorlib.data.knowledge import load_documents, load_questions
+    from tutorlib.llm import rag
+    from tutorlib.llm.metrics import exact_match, token_f1
+    from tutorlib.models import load_llm
+
+    print(machine())
+    t0, c0 = time.perf_counter(), time.process_time()
+    docs, tune = load_documents(), load_questions("tune")
+    questions = load_questions("eval")[:args.questions]
+    chunks = rag.chunk_documents(docs, size=30, overlap=8)
+    retriever = rag.Retriever(chunks)
+    qtext, gold = [q["question"] for q in questions], [q["answer"] for q in questions]
+    hits = retriever.search(qtext, 8)
+    relevant = [[rag.is_relevant(c, q["doc_id"], q["answer"]) for c, _ in h] for h, q in zip(hits, questions)]
+    print("recall@k: " + ", ".join(f"@{k} {rag.recall_at_k(relevant, k):.3f}" for k in (1, 3, 5, 8)))
+    by_doc: dict[str, list] = {}
+    for c in chunks:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    oracle = lambda q: next(c for c in by_doc[q["doc_id"]] if rag.is_relevant(c, q["doc_id"], q["answer"]))  # noqa: E731
+    model, tok = load_llm("smollm2")
+    passages = {"no retrieval": [None] * len(questions), "retrieved": [[c.render() for c, _ in h[:args.k]] for h in hits],
+                "oracle passage": [[oracle(q).render()] for q in questions]}
+    answers: dict[str, list[list[str]]] = {}
+    similar = rag.similar_examples(qtext, [t["question"] for t in tune], retriever.embed, k=max(args.seeds) + 1)
+    for seed in args.seeds:   # seed s: each question's (s+1)-th most similar tune question is the worked example
+        example = [(tune[row[seed]]["question"], [oracle(tune[row[seed]]).render()], tune[row[seed]]["answer"]) for row in similar]
+        for cond, ps in passages.items():
+            answers.setdefault(cond, []).append(rag.answer_questions(model, tok, qtext, ps, example=example, max_new_tokens=12))
+    answers["untuned (no example, no retrieval)"] = [rag.answer_questions(model, tok, qtext, passages["no retrieval"],
+                                                                          max_new_tokens=12)]
+    majority = {}
+    for q in tune:
+        same = [x["answer"] for x in tune if x["type"] == q["type"]]
+        majority[q["type"]] = max(set(same), key=same.count)
+    answers["majority answer of its type"] = [[majority[q["type"]] for q in questions]]
+    answers["top passage as the answer"] = [[h[0][0].text for h in hits]]
+    metrics = {"EM": exact_match, "F1": token_f1, "contains": rag.contains_answer}
+    per_q = {c: {m: np.mean([[f(a, g) for a, g in zip(run, gold)] for run in runs], axis=0) for m, f in metrics.items()}
+             for c, runs in answers.items()}
+    print(f"\n{len(questions)} eval questions, seeds {args.seeds}; % mean ± SE over questions\n")
+    print("| condition | runs | EM | F1 | contains |\n|---|---|---|---|---|")
+    for c, runs in answers.items():
+        cells = " | ".join("{:.1f} ± {:.1f}".format(*(100 * x for x in rag.mean_se(per_q[c][m]))) for m in metrics)
+        print(f"| {c} | {len(runs)} | {cells} |")
+    best = max([c for c in answers if c not in ("retrieved", "oracle passage")], key=lambda c: per_q[c]["F1"].mean())
+    gain, se = rag.paired_gain(per_q["retrieved"]["F1"], per_q[best]["F1"])
+    print(f"\nretrieved vs best baseline ({best}): F1 {100 * gain:+.1f} ± {100 * se:.1f} points = {gain / se:.1f} paired SE "
+          f"(target >= 2: {'met' if gain >= 2 * se else 'NOT met'})")
+    print(f"wall {time.perf_counter() - t0:.0f} s, process CPU {time.process_time() - c0:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "seeds": args.seeds, "questions": len(questions),
+                       "scores": {c: {m: [float(x) for x in rag.mean_se(v)] for m, v in d.items()} for c, d in per_q.items()},
+                       "best_baseline": best, "gain_f1": gain, "se_f1": se}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1363,67 +1363,62 @@ CASES += _l11()
 
 
 def _l12() -> list[Case]:
-    from collections import Counter
+    import re
 
     from tutorlib.llm.metrics import normalize_answer
+    from tutorlib.llm.rag import STOPWORDS
 
-    def qa(*edits):
-        base = sol("ex12_3", *edits)
-        return lambda: {**base(), "Counter": Counter, "normalize_answer": normalize_answer} | {
-            "qa_token_f1": _rebind(base(), "qa_token_f1", {"Counter": Counter, "normalize_answer": normalize_answer})}
-
-    def _rebind(ns, name, extra):
-        fn = ns[name]
-        fn.__globals__.update(extra)
-        return fn
-
-    msgs = ["Hi, I am Ada and I keep bees in Lyon.", "What is a decorator?", "How do I read a CSV file?", "Where do I keep my bees?"]
-    budgets = list(range(40, 301, 20))
-
-    def budget_ns(shift=0, value=None):
-        from tutorlib.llm.explorers import replay_chat
-
-        kept = next(b for b in budgets if msgs[0] in replay_chat(msgs, lambda p: "ok", b, "truncate", len, "", 0).last_prompt)
-        return {"messages": msgs, "budgets": budgets, "first_kept_budget": kept + shift if value is None else value}
+    def sol(exercise: str, *edits: tuple[str, str]) -> Callable[[], dict[str, Any]]:
+        """The solution cell's namespace with the names the lesson's setup cell imports."""
+        def namespace() -> dict[str, Any]:
+            ns = _sol(exercise, *edits)()
+            ns.update(re=re, normalize_answer=normalize_answer, STOPWORDS=STOPWORDS)   # the functions' own globals
+            return ns
+        return namespace
 
     return lesson("12", [
         Case("ex12_1", "right", sol("ex12_1"), "pass"),
         Case("ex12_1", "stub", sol("ex12_1", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex12_1", "recall only", sol("ex12_1", ("return 2 * p * r / (p + r)", "return r")), "fail", "that is the recall"),
-        Case("ex12_1", "shared words, not LCS", sol("ex12_1", ("    prev = [0] * (len(reference) + 1)",
-                                                               "    return len(set(candidate) & set(reference)) / len(reference)\n    prev = [0] * (len(reference) + 1)")),
-             "fail", "longest common subsequence"),
-        Case("ex12_1", "precision only", sol("ex12_1", ("return 2 * p * r / (p + r)", "return p")), "fail", "rouge_l_f1"),
+        Case("ex12_1", "no overlap (steps by size)", sol("ex12_1", ("step = size - overlap", "step = size")), "fail", "do not overlap"),
+        Case("ex12_1", "a window of overlap only at the end", sol("ex12_1", ("        if start + size >= len(words):\n            break\n", "")),
+             "fail", "window too many"),
+        Case("ex12_1", "windows one word too long", sol("ex12_1", ("words[start:start + size]", "words[start:start + size + 1]")),
+             "fail", "more than size"),
         Case("ex12_2", "right", sol("ex12_2"), "pass"),
         Case("ex12_2", "stub", sol("ex12_2", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex12_2", "dot product (missing scale)", sol("ex12_2", ("sims = (memory @ query) / (memory.norm(dim=1) * query.norm()).clamp_min(1e-12)",
-                                                                     "sims = memory @ query")), "fail", "dot product"),
-        Case("ex12_2", "worst first", sol("ex12_2", ("torch.topk(sims, min(k, memory.shape[0]))", "torch.topk(-sims, min(k, memory.shape[0]))")),
+        Case("ex12_2", "precision@k", sol("ex12_2", ("sum(any(r[:k]) for r in relevant) / len(relevant)",
+                                                     "sum(sum(r[:k]) for r in relevant) / (k * len(relevant))")), "fail", "precision@k"),
+        Case("ex12_2", "only position k", sol("ex12_2", ("any(r[:k])", "r[k - 1]")), "fail", "only at position k"),
+        Case("ex12_2", "k ignored", sol("ex12_2", ("any(r[:k])", "any(r)")), "fail", "k is ignored"),
+        Case("ex12_3", "right", sol("ex12_3"), "pass"),
+        Case("ex12_3", "stub", sol("ex12_3", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex12_3", "function words counted", sol("ex12_3", (" - STOPWORDS", "")), "fail", "function word"),
+        Case("ex12_3", "not normalised", sol("ex12_3", ("set(normalize_answer(p).split())", "set(p.split())"),
+                                             ("set(normalize_answer(answer).split())", "set(answer.split())")), "fail", "normalise"),
+        Case("ex12_3", "one shared word is enough", sol("ex12_3", ("return bool(claims - seen)", "return bool(claims) and not (claims & seen)")),
+             "fail", "EVERY content word"),
+        Case("ex12_3", "substring of the passages", sol("ex12_3", ("return bool(claims - seen)",
+                                                                   "return normalize_answer(answer) not in normalize_answer(' '.join(passages))")),
              "fail", "expected"),
-        Case("ex12_2", "k + 1 indices (off by one)", sol("ex12_2", ("min(k, memory.shape[0])", "min(k + 1, memory.shape[0])")),
-             "fail", "indices"),
-        Case("ex12_3", "right", qa(), "pass"),
-        Case("ex12_3", "stub", qa(STUB), "not_attempted", "NotImplementedError"),
-        Case("ex12_3", "shared words without multiplicity", qa(("shared = sum((Counter(p) & Counter(r)).values())", "shared = len(set(p) & set(r))"),
-                                                               ("return 2 * precision * recall / (precision + recall)", "return recall")),
-             "fail", "multiplicity"),
-        Case("ex12_3", "not normalised", qa(("p, r = normalize_answer(prediction).split(), normalize_answer(reference).split()",
-                                             "p, r = prediction.split(), reference.split()")), "fail", "normalize_answer"),
-        Case("ex12_3", "empty answers score 0", qa(("return float(p == r)", "return 0.0")), "fail", "both are empty"),
         Case("ex12_4", "right", sol("ex12_4"), "pass"),
         Case("ex12_4", "stub", sol("ex12_4", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex12_4", "each argmax on its own", sol("ex12_4", ("    n = len(start_logits)", "    return int(start_logits.argmax()), int(end_logits.argmax())")),
-             "fail", "require s ≤ e"),
-        Case("ex12_4", "no length limit", sol("ex12_4", (" & (i[None, :] - i[:, None] < max_answer_tokens)", "")), "fail",
-             "at most"),
-        Case("ex12_4", "end before start allowed", sol("ex12_4", ("(i[None, :] >= i[:, None]) & ", "")), "fail", "best_span"),
-        Case("ex12_5", "right", budget_ns, "pass"),
-        Case("ex12_5", "a larger budget that also keeps it", lambda: budget_ns(shift=40), "fail", "a smaller one"),
-        Case("ex12_5", "one budget too small (off by one)", lambda: budget_ns(shift=-20), "fail", "expected"),
-        Case("ex12_5", "None", lambda: budget_ns(value=None) | {"first_kept_budget": None}, "fail", "expected"),
+        Case("ex12_4", "unpaired standard error", sol("ex12_4", ("    return mean, sd / math.sqrt(n)",
+              "    se = lambda x: math.sqrt(sum((v - sum(x) / n) ** 2 for v in x) / (n - 1) / n)\n"
+              "    return mean, math.hypot(se(system), se(baseline))")), "fail", "different questions"),
+        Case("ex12_4", "population standard deviation", sol("ex12_4", ("/ (n - 1))", "/ n)")), "fail", "ddof=1"),
+        Case("ex12_4", "divided by n", sol("ex12_4", ("sd / math.sqrt(n)", "sd / n")), "fail", "√n, not n"),
+        Case("ex12_4", "baseline minus system", sol("ex12_4", ("a - b for a, b", "b - a for a, b")), "fail", "system minus baseline"),
+        Case("ex12_5", "right", sol("ex12_5"), "pass"),
+        Case("ex12_5", "stub", sol("ex12_5", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex12_5", "flags single words", lambda: {"drop_injections": lambda ps: [p for p in ps if not any(
+            w in p.lower() for w in ("ignore", "disregard", "forget", "instruction", "answer", "system"))]}, "fail", "dropped"),
+        Case("ex12_5", "only 'ignore previous instructions'", lambda: {"drop_injections": lambda ps: [
+            p for p in ps if "previous instructions" not in p.lower()]}, "fail", "kept"),
+        Case("ex12_5", "returns the injections", sol("ex12_5", ("if not any(", "if any(")), "fail", "kept"),
     ])
 
 
+_sol = sol
 CASES += _l12()
 
 

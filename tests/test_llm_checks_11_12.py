@@ -1,4 +1,4 @@
-"""Lessons 11 and 12's newer exercise checks: right answers pass, stubs are not attempted, typical mistakes
+"""Lesson 11's newer exercise checks (lesson 12's are in test_llm_checks_12.py): right answers pass, stubs are not attempted, typical mistakes
 fail with a hint, and the experiment checks recompute the measurement."""
 
 from __future__ import annotations
@@ -8,15 +8,13 @@ from torch.nn import functional as F
 
 from tutorlib.finetune.causal_lm import SFTCollator
 from tutorlib.grading.registry import run_check
-from tutorlib.llm import char_tokenizer, greedy, review_summary_examples, token_f1
-from tutorlib.llm.explorers import replay_chat
+from tutorlib.llm import char_tokenizer, greedy, review_summary_examples
 from tutorlib.llm.sft import completion_loss, mask_prompt_labels
-from tutorlib.llm.tasks import best_span
 from mutants_table import own
 
 # The learner's own copies: the library's own objects are flagged as "uses the library's implementation".
 Collator = type("Collator", (SFTCollator,), {})
-greedy, completion_loss, token_f1, best_span = own(greedy), own(completion_loss), own(token_f1), own(best_span)
+greedy, completion_loss = own(greedy), own(completion_loss)
 
 
 def stub(*args, **kwargs):
@@ -30,9 +28,7 @@ def _until_eos(model, prompt, eos, n):
 
 RIGHT = {"ex11_2": ("pad_batch", lambda items, pad: Collator(pad)(items)),
          "ex11_3": ("completion_loss", completion_loss),
-         "ex11_5": ("generate_until_eos", _until_eos),
-         "ex12_3": ("qa_token_f1", token_f1),
-         "ex12_4": ("best_span", lambda s, e, k: best_span(s, e, k))}
+         "ex11_5": ("generate_until_eos", _until_eos)}
 
 
 def _fails(ex, ns, *words):
@@ -61,8 +57,6 @@ def test_typical_mistakes_are_explained():
         greedy(m, torch.tensor([p]), n, eos_id=e)[0, len(p):].tolist())
     _fails("ex11_5", {"generate_until_eos": with_eos}, "leave the EOS")
     _fails("ex11_5", {"generate_until_eos": lambda m, p, e, n: p + _until_eos(m, p, e, n)}, "only the new tokens")
-    _fails("ex12_3", {"qa_token_f1": lambda p, r: len(set(p.lower().split()) & set(r.lower().split())) / max(1, len(r.split()))})
-    _fails("ex12_4", {"best_span": lambda s, e, k: (int(s.argmax()), int(e.argmax()))})
 
 
 def test_experiment_checks_recompute_the_measurement():
@@ -77,11 +71,3 @@ def test_experiment_checks_recompute_the_measurement():
     _fails("ex11_4", {"loss_share": 100 * counted / total}, "fraction")
     _fails("ex11_4", {"loss_share": 0.5})
 
-    messages = ["Hi, I am Ada and I keep bees in Lyon.", "What is a decorator?", "How do I read a CSV file?",
-                "Where do I keep my bees?"]
-    budgets = list(range(40, 301, 20))
-    kept = next(b for b in budgets if messages[0] in replay_chat(messages, lambda p: "ok", b).last_prompt)
-    ns = {"messages": messages, "budgets": budgets}
-    assert run_check("ex12_5", {**ns, "first_kept_budget": kept}).status == "pass"
-    _fails("ex12_5", {**ns, "first_kept_budget": kept + 20}, "smaller one")
-    _fails("ex12_5", {**ns, "first_kept_budget": budgets[0]})

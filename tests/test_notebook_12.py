@@ -13,26 +13,25 @@ def test_lesson_12_runs_in_smoke_mode():
     nb = run_notebook(ROOT / "notebooks" / "12_llm_applications.ipynb", timeout=600)
     assert not outputs_of(nb, "error")
     text = "".join(o.get("text", "") for o in outputs_of(nb, "stream"))
-    # the responder was pretrained
-    before, after = map(float, re.search(r"validation perplexity ([\d.]+) -> ([\d.]+)", text).groups())
-    assert after < before
-    # dialogue: every managed prompt within its budget; memory recalled the bee-keeping turn
-    for strategy in ("truncate", "summarize"):
-        sizes = re.search(rf"{strategy}: prompt sizes per turn \[([\d, ]+)\] \(budget (\d+)\)", text)
-        assert sizes and max(map(int, sizes.group(1).split(","))) <= int(sizes.group(2))
-    assert "Summary of earlier conversation" in text
-    bees = text.split("Where do I keep my bees?\n", 1)[1].splitlines()[0]
-    assert "bees in Lyon" in bees
-    assert "Relevant earlier notes:" in text
-    # QA was trained and scored, and the verdict against the baseline uses the same numbers
-    em, f1 = map(float, re.search(r"exact match ([\d.]+) %, token F1 ([\d.]+) %", text).groups())
-    assert 0 <= em <= f1 <= 100
-    verdict = "".join(o["data"].get("text/markdown", "") for o in outputs_of(nb, "execute_result"))
-    m = re.search(r"exact match \*\*([\d.]+) %\*\*, F1 \*\*([\d.]+) %\*\*", verdict)
-    assert m and (float(m.group(1)), float(m.group(2))) == (em, f1)
-    assert "beat" in verdict
-    # figures were drawn and the context explorer was displayed
-    images = [o for o in outputs_of(nb, "display_data") if "image/png" in o.get("data", {})]
-    assert len(images) >= 1
-    widgets = [o for o in outputs_of(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert widgets
+    markdown = "".join(o["data"].get("text/markdown", "") for o in outputs_of(nb, "execute_result") if "data" in o)
+    # the knowledge base and its leakage bound
+    assert re.search(r"48 documents, 144 questions \(36 tune, 108 eval\)", text)
+    assert float(re.search(r"eval vs tune question: ([\d.]+)", text).group(1)) <= 0.5
+    # retrieval: recall@k printed for both retrievers, non-decreasing in k by construction
+    r = {name: tuple(map(float, m)) for name, *m in re.findall(r"(title \+ chunk|chunk alone)\s+recall@1 ([\d.]+)  recall@3 ([\d.]+)  recall@8 ([\d.]+)", text)}
+    assert set(r) == {"title + chunk", "chunk alone"} and all(a <= b <= c for a, b, c in r.values())
+    # the main table has every condition, and the verdict names the best baseline and a paired SE
+    for cond in ("no retrieval", "retrieved (k=", "oracle passage", "untuned", "majority answer", "top passage"):
+        assert cond in markdown
+    assert "Best baseline by F1" in markdown and "paired SE" in markdown
+    # five verbatim answers with and without retrieval
+    assert text.count("   no retrieval: ") == text.count("   retrieved   : ") >= 1
+    # injection, support, summarization, JSON, judge all measured
+    for name in ("plain prompt", "defended prompt", "filtered passages"):
+        assert re.search(rf"{name}\s+injection success\s+[\d.]+ %", text)
+    assert re.search(r"unsupported answers, retrieved \(k=\d\)\s+: [\d.]+ %", text)
+    assert "ROUGE-L F1" in text and "field accuracy" in text and "agreement" in text and "bits per byte" in text
+    assert "| what | measured here |" in markdown
+    # a figure and the widget
+    assert any("image/png" in o.get("data", {}) for o in outputs_of(nb, "display_data"))
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs_of(nb))
