@@ -1,4 +1,4 @@
-"""Lessons 11 and 12's newer exercise checks: right answers pass, stubs are not attempted, typical mistakes
+"""Lesson 12's newer (lesson 11's are in test_llm_checks_11.py) exercise checks: right answers pass, stubs are not attempted, typical mistakes
 fail with a hint, and the experiment checks recompute the measurement."""
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ def _until_eos(model, prompt, eos, n):
     return new[:new.index(eos)] if eos in new else new
 
 
-RIGHT = {"ex11_2": ("pad_batch", lambda items, pad: Collator(pad)(items)),
-         "ex11_3": ("completion_loss", completion_loss),
-         "ex11_5": ("generate_until_eos", _until_eos),
-         "ex12_3": ("qa_token_f1", token_f1),
+RIGHT = {"ex12_3": ("qa_token_f1", token_f1),
          "ex12_4": ("best_span", lambda s, e, k: best_span(s, e, k))}
 
 
@@ -50,33 +47,11 @@ def test_reference_answers_pass_and_stubs_are_not_attempted():
 
 
 def test_typical_mistakes_are_explained():
-    def pad_labels_with_pad_id(items, pad):
-        out = Collator(pad)(items)
-        out["labels"] = out["labels"].masked_fill(out["attention_mask"] == 0, pad)
-        return out
-    _fails("ex11_2", {"pad_batch": pad_labels_with_pad_id}, "-100")
-    unshifted = lambda lg, lab: F.cross_entropy(lg.reshape(-1, lg.shape[-1]), lab.reshape(-1), ignore_index=-100)  # noqa: E731
-    _fails("ex11_3", {"completion_loss": unshifted}, "t + 1")
-    with_eos = lambda m, p, e, n: (lambda new: new[:new.index(e) + 1] if e in new else new)(  # noqa: E731
-        greedy(m, torch.tensor([p]), n, eos_id=e)[0, len(p):].tolist())
-    _fails("ex11_5", {"generate_until_eos": with_eos}, "leave the EOS")
-    _fails("ex11_5", {"generate_until_eos": lambda m, p, e, n: p + _until_eos(m, p, e, n)}, "only the new tokens")
     _fails("ex12_3", {"qa_token_f1": lambda p, r: len(set(p.lower().split()) & set(r.lower().split())) / max(1, len(r.split()))})
     _fails("ex12_4", {"best_span": lambda s, e, k: (int(s.argmax()), int(e.argmax()))})
 
 
 def test_experiment_checks_recompute_the_measurement():
-    tok = char_tokenizer()
-    counted = total = 0
-    for row in review_summary_examples("train", n=200):
-        _, labels = mask_prompt_labels(tok(row["prompt"], add_special_tokens=False)["input_ids"],
-                                       tok(row["completion"], add_special_tokens=False)["input_ids"], tok.eos_token_id)
-        counted += sum(lab != -100 for lab in labels)
-        total += len(labels)
-    assert run_check("ex11_4", {"loss_share": counted / total}).status == "pass"
-    _fails("ex11_4", {"loss_share": 100 * counted / total}, "fraction")
-    _fails("ex11_4", {"loss_share": 0.5})
-
     messages = ["Hi, I am Ada and I keep bees in Lyon.", "What is a decorator?", "How do I read a CSV file?",
                 "Where do I keep my bees?"]
     budgets = list(range(40, 301, 20))
