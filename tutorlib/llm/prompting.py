@@ -18,23 +18,13 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["EXTRACTION_SYSTEM", "INSTRUCTION_VARIANTS", "few_shot_messages", "draw_shots", "chat_prompts",
+__all__ = ["EXTRACTION_SYSTEM", "few_shot_messages", "draw_shots", "chat_prompts",
            "generate_answers"]
 
 #: The short, explicit system message every method in lesson 11 uses (without one, SmolLM2's chat template
 #: inserts its own default system message of about 20 tokens into every example).
 EXTRACTION_SYSTEM = ("Reply with JSON only: product, sentiment (positive/negative/mixed), rating (1-5 or null), "
                      "issue (price/quality/service/delay/none), would_recommend (true/false).")
-
-#: Other wordings of the same instruction, for measuring prompt sensitivity.
-INSTRUCTION_VARIANTS = (
-    EXTRACTION_SYSTEM,
-    "Read the customer review and output a JSON object with the keys product, sentiment (positive, negative or "
-    "mixed), rating (an integer 1-5, or null if none is given), issue (price, quality, service, delay or none) "
-    "and would_recommend (true or false).",
-    "JSON keys: product, sentiment, rating, issue, would_recommend.",
-)
-
 
 def few_shot_messages(query: str, shots: Sequence[tuple[str, str]] = (), *, system: str | None = EXTRACTION_SYSTEM
                       ) -> list[dict[str, str]]:
@@ -60,8 +50,8 @@ def draw_shots(pool: Sequence[Any], k: int, seed: int, *, key: Any = None) -> li
 
     Drawing across labels avoids a prompt whose every shot is positive, which biases the answers.
 
-    >>> draw_shots(list(range(10)), 3, seed=0, key=lambda x: x % 3)
-    [6, 4, 5]
+    >>> sorted(x % 3 for x in draw_shots(list(range(10)), 3, seed=0, key=lambda x: x % 3))   # one per key
+    [0, 1, 2]
     """
     if not 0 <= k <= len(pool):
         raise ValueError(f"cannot draw {k} shots from a pool of {len(pool)}")
