@@ -109,12 +109,13 @@ class JsonConstrainer:
         past, values = None, {}
 
         pending: list[int] = []  # tokens fixed but not yet fed: fed together once their scores are needed
+        key_name = _cache_argument(model)
 
         def feed(ids: list[int]) -> torch.Tensor:
             nonlocal past
             ids, pending[:] = pending + ids, []
-            out = model(input_ids=torch.tensor([ids], device=device), past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = model(input_ids=torch.tensor([ids], device=device), use_cache=True, **{key_name: past})
+            past = getattr(out, key_name)
             return out.logits[0, -1].float()
 
         logits = None
@@ -144,6 +145,14 @@ class JsonConstrainer:
                     pending.append(nxt)
                 values[key] = self.values[key][tuple(prefix)]
         return json.dumps({k: values[k] for k, _ in self.schema})
+
+
+def _cache_argument(model: Any) -> str:
+    """``'cache'`` in newer ``transformers`` (``past_key_values`` is deprecated there), else ``'past_key_values'``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
 def constrained_answers(model: Any, tokenizer: Any, message_lists: Sequence[Sequence[dict[str, str]]],

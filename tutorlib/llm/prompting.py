@@ -18,13 +18,17 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["EXTRACTION_SYSTEM", "few_shot_messages", "draw_shots", "chat_prompts",
+__all__ = ["EXTRACTION_SYSTEM", "TUNED_SYSTEM", "few_shot_messages", "draw_shots", "chat_prompts",
            "generate_answers"]
 
 #: The short, explicit system message every method in lesson 11 uses (without one, SmolLM2's chat template
 #: inserts its own default system message of about 20 tokens into every example).
 EXTRACTION_SYSTEM = ("Reply with JSON only: product, sentiment (positive/negative/mixed), rating (1-5 or null), "
                      "issue (price/quality/service/delay/none), would_recommend (true/false).")
+
+#: The system message of the fine-tuned model: after SFT the schema is learned, so the instruction can be short.
+TUNED_SYSTEM = "Extract the review as JSON."
+
 
 def few_shot_messages(query: str, shots: Sequence[tuple[str, str]] = (), *, system: str | None = EXTRACTION_SYSTEM
                       ) -> list[dict[str, str]]:
