@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from tutorlib.command import (existing_file, positive_float, positive_int, quiet_libraries, run_guarded,
                               write_table)
-from tutorlib.finetune.options import DEFAULT_EPOCHS, METHOD_NAMES, TASK_NAMES
+from tutorlib.finetune.options import TASK_DEFAULTS, TASK_NAMES, FinetuneConfig, cli_options
 
 __all__ = ["add_finetune_parser", "add_predict_parser", "build_parser", "main"]
 
@@ -33,10 +33,12 @@ _FINETUNE_EPILOG = """examples:
   tutorlib finetune --data train.jsonl --val-data dev.jsonl --method full --epochs 2 --out runs/full
   tutorlib finetune --data reviews.csv --out runs/lora --resume        # continue an interrupted run
   tutorlib predict --model runs/finetune "The battery died after a day."
-  tutorlib finetune --task causal-lm --data sft.jsonl --model path/to/causal-lm --out runs/sft
+  tutorlib finetune --task causal-lm --data sft.jsonl --out runs/sft     # LoRA SFT of SmolLM2
+  tutorlib generate --model runs/sft "your prompt"
+  tutorlib finetune --task preference --data pairs.jsonl --model runs/sft --out runs/dpo
 
-Default learning rates were measured on the course's review data (LoRA r=8 on query/value 2e-3,
-full fine-tuning 5e-5); pass --lr to override."""
+Classification learning rates were measured on the course's review data (LoRA r=8 on query/value 2e-3,
+full fine-tuning 5e-5); causal-lm's defaults fit a Llama (LoRA r=16 on q/k/v/o, lr 1e-3, batch 8)."""
 
 
 def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -54,69 +56,72 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.val_data:
         existing_file(args.val_data, "validation file")
     quiet_libraries()
-    from tutorlib.finetune.run import FinetuneConfig, finetune
+    from tutorlib.finetune import run
 
-
-    config = FinetuneConfig(
-        data=args.data, text_col=args.text_col, label_col=args.label_col, val_data=args.val_data,
-        val_fraction=args.val_fraction, task=args.task, method=args.method, model=args.model, epochs=args.epochs,
-        lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, out=args.out, resume=args.resume,
-        seed=args.seed, device=args.device, precision=args.precision, r=args.r, alpha=args.alpha,
-        target_modules=tuple(args.target_modules), encoding=args.encoding, fmt=args.format,
-        skip_empty=args.skip_empty, checkpoint_every=args.checkpoint_every, progress=not args.quiet,
-        extra={"prompt_col": args.prompt_col, "completion_col": args.completion_col},
-    )
-    finetune(config)
+    values = {f.name: getattr(args, f.name) for _, f in cli_options()}
+    if values["target_modules"] is not None:
+        values["target_modules"] = tuple(values["target_modules"])
+    run.finetune(FinetuneConfig(**values, progress=not args.quiet))
     return 0
 
 
+_KINDS: dict[str, Any] = {"int": int, "float": float, "pos_int": positive_int, "pos_float": positive_float}
+
+
+def _help(f: Any) -> str:
+    """An option's help with its default: its own, or each task's (:data:`TASK_DEFAULTS`)."""
+    text, tasks = f.metadata["help"], f.metadata["tasks"]
+    if f.default is None and f.name != "model" and any(f.name in TASK_DEFAULTS[t] for t in tasks):
+        per_task = []
+        for t in tasks:
+            value = TASK_DEFAULTS[t].get(f.name)
+            shown = " ".join(value) if isinstance(value, tuple) else ("the method's measured rate" if value is None
+                                                                         and f.name == "lr" else value)
+            if value is not None or f.name == "lr":
+                per_task.append(f"{t} {shown}")
+        text += f" (default: {'; '.join(per_task)})" if per_task else ""
+    elif f.default not in (None, False) and f.metadata["kind"] != "flag":
+        text += f" (default {f.default})"
+    if tasks != TASK_NAMES:
+        text = f"[{', '.join(tasks)}] " + text
+    return text.replace("%", "%%")
+
+
 def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``finetune`` to an argparse ``subparsers`` object; returns its parser (``func`` is set).
+    """Add ``finetune`` to an argparse ``subparsers`` object; returns its parser (``func`` is set). Its options
+    are the fields of :class:`~tutorlib.finetune.options.FinetuneConfig`, declared once there.
 
     >>> import argparse; sub = argparse.ArgumentParser().add_subparsers()
     >>> add_finetune_parser(sub).prog.endswith("finetune")
     True
     """
     p = subparsers.add_parser(
-        "finetune", help="fine-tune the text classifier (or a causal LM) on your own data file",
-        description="Fine-tune a text classifier (the bundled MiniLM, or --model) on your labelled file with "
-                    "full fine-tuning, a linear head or a parameter-efficient method. Writes the adapter or model, "
-                    "labels.json and metrics.json to --out; `tutorlib predict --model OUT` uses them.",
+        "finetune", help="fine-tune the text classifier, or a causal LM (SFT or DPO), on your own data file",
+        description="Fine-tune on your file: a text classifier (the bundled MiniLM, or --model) with full "
+                    "fine-tuning, a linear head or a parameter-efficient method; or, with --task causal-lm / "
+                    "preference, LoRA SFT / DPO of a causal LM (the bundled SmolLM2 by default). Writes the adapter "
+                    "or model and metrics.json to --out; `tutorlib predict --model OUT` (classifier) or "
+                    "`tutorlib generate --model OUT` (causal LM) uses them.",
         epilog=_FINETUNE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, metavar="FILE", help="training file: .csv, .tsv, .jsonl or .json")
-    p.add_argument("--text-col", default="text", metavar="C", help="column with the text (default: text)")
-    p.add_argument("--label-col", default="label", metavar="C", help="column with the label, names or ints (default: label)")
-    p.add_argument("--val-data", metavar="FILE", help="validation file (default: split --val-fraction off --data)")
-    p.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
-                   help="share of each class held out for validation when --val-data is absent (default 0.2)")
-    p.add_argument("--task", default="classification", choices=TASK_NAMES,
-                   help="classification, or causal-lm: LoRA SFT of a causal LM (--model) on prompt/completion JSONL, "
-                        "loss on the completion tokens only (default classification)")
-    p.add_argument("--prompt-col", default="prompt", metavar="KEY", help="causal-lm: prompt key of each JSONL line (default prompt)")
-    p.add_argument("--completion-col", default="completion", metavar="KEY",
-                   help="causal-lm: completion key of each JSONL line (default completion)")
-    p.add_argument("--method", default="lora", choices=METHOD_NAMES,
-                   help="head | full | lora | dora | ia3 | prefix | prompt | houlsby | pfeiffer | lora-ours (default lora)")
-    p.add_argument("--model", metavar="PATH_OR_HUB_ID",
-                   help="base model: a local folder (save_pretrained) or a hub id (needs a network); default: the "
-                        "bundled all-MiniLM-L6-v2, or for --task causal-lm smollm2 (the bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
-    p.add_argument("--lr", type=positive_float, help="learning rate (default: the method's measured default)")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="batch size (default 16)")
-    p.add_argument("--max-length", type=positive_int, default=128, help="truncate texts to this many tokens (default 128)")
-    p.add_argument("--r", type=positive_int, default=8, help="LoRA/DoRA rank (default 8)")
-    p.add_argument("--alpha", type=positive_float, help="LoRA/DoRA alpha (default 2·r)")
-    p.add_argument("--target-modules", nargs="+", default=["query", "value"], metavar="NAME",
-                   help="LoRA/DoRA target layers (default: query value)")
-    p.add_argument("--out", default="runs/finetune", metavar="DIR", help="output folder (default runs/finetune)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--checkpoint-every", type=positive_int, metavar="STEPS", help="also checkpoint every STEPS optimizer steps")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available or $TUTORLIB_DEVICE)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast precision")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--encoding", default="utf-8-sig", help="text encoding of the files (default UTF-8)")
-    p.add_argument("--format", choices=("csv", "tsv", "jsonl", "json"), help="file format (default: from the suffix)")
-    p.add_argument("--skip-empty", action="store_true", help="drop rows whose text or label is empty instead of failing")
+    for flag, f in cli_options():
+        kind = f.metadata["kind"]
+        kwargs: dict[str, Any] = {"dest": f.name, "help": _help(f)}
+        if f.metadata["required"]:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+        if kind == "flag":
+            kwargs["action"] = "store_true"
+        else:
+            if kind == "list":
+                kwargs["nargs"] = "+"
+            elif kind in _KINDS:
+                kwargs["type"] = _KINDS[kind]
+            if f.metadata["choices"]:
+                kwargs["choices"] = f.metadata["choices"]
+            if f.metadata["metavar"]:
+                kwargs["metavar"] = f.metadata["metavar"]
+        p.add_argument(flag, **kwargs)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_guarded(_cmd_finetune))
     return p
