@@ -1353,6 +1353,14 @@ def _l11() -> list[Case]:
         Case("ex11_5", "no beta", sol("ex11_5", ("beta * (policy_chosen", "(policy_chosen"), ("beta * (policy_rejected", "(policy_rejected")),
              "fail", "beta"),
         Case("ex11_5", "summed", sol("ex11_5", (").mean()", ").sum()")), "fail", "average"),
+        Case("ex11_6", "right", sol("ex11_6"), "pass"),
+        Case("ex11_6", "stub", sol("ex11_6", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_6", "one scale for all", sol("ex11_6", ("scales = blocks.abs().amax(dim=1)", "scales = blocks.abs().amax().expand(blocks.shape[0])")),
+             "fail", "the block scales"),
+        Case("ex11_6", "max, not absmax", sol("ex11_6", ("scales = blocks.abs().amax(dim=1)", "scales = blocks.amax(dim=1)")), "fail", "ABSOLUTE"),
+        Case("ex11_6", "not scaled before rounding", sol("ex11_6", ("scaled = blocks / safe.unsqueeze(-1)", "scaled = blocks")), "fail", "codes differ"),
+        Case("ex11_6", "not scaled back", sol("ex11_6", ("back = levels[codes] * scales.unsqueeze(-1)", "back = levels[codes]")),
+             "fail", "block's scale"),
     ])
 
 

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from tutorlib.grading.registry import run_check
 from tutorlib.llm.constrained import allowed_next_tokens
+from tutorlib.llm.nf4 import dequantize_nf4, quantize_nf4, unpack_codes
 from tutorlib.llm.preference import dpo_loss
 from tutorlib.llm.prompting import few_shot_messages
 from tutorlib.llm.sft import chat_example
@@ -20,6 +21,8 @@ RIGHT = {
     "ex11_3": ("allowed_next_tokens", own(allowed_next_tokens)),
     "ex11_4": ("paired_gain", own(paired_gain)),
     "ex11_5": ("dpo_loss", (lambda f: lambda a, b, c, d, beta: f(a, b, c, d, beta=beta).loss)(own(dpo_loss))),
+    "ex11_6": ("nf4_blocks", (lambda q, dq, un: lambda w, bs, lv: (lambda x: (un(x.codes), x.scales, dq(x)))(q(w, block_size=bs, levels=lv)))(
+        own(quantize_nf4), own(dequantize_nf4), own(unpack_codes))),
 }
 LIBRARY = {"ex11_3": allowed_next_tokens, "ex11_4": paired_gain}
 
@@ -64,3 +67,10 @@ def test_typical_mistakes_are_explained():
     _fails("ex11_4", unpaired, "unpaired")
 
     _fails("ex11_5", lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * (pc - pr)).mean(), "reference")
+
+    def global_scale(w, bs, lv):
+        blocks = w.reshape(-1, bs)
+        s = blocks.abs().max().expand(blocks.shape[0])
+        codes = (blocks.unsqueeze(-1) / s[0] - lv).abs().argmin(-1)
+        return codes.reshape(-1), s, (lv[codes] * s[0]).reshape(w.shape)
+    _fails("ex11_6", global_scale, "block scales")

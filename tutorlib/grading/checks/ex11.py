@@ -365,3 +365,61 @@ class DPOLossCheck:
             elif abs(got - float(-F.logsigmoid(margin).sum())) < 1e-6:
                 hint = "average over the pairs, do not sum"
             expect_close(got, want, what, atol=1e-5, rtol=1e-5, hint=hint)
+
+
+# --------------------------------------------------------------------------- ex11_6: NF4 block quantization
+
+
+@exercise("ex11_6", points=2, timeout=60)
+class NF4BlocksCheck:
+    """``nf4_blocks(weight, block_size, levels)``: per-block absmax scales, nearest-level codes, and the weight back."""
+
+    names = ("nf4_blocks",)
+    reference = ("tutorlib.llm.nf4.quantize_nf4",)
+    hints = (
+        "flatten the weight and view it as (n_blocks, block_size); each block's scale is its largest absolute value.",
+        "divide each block by its scale (now in [-1, 1]); a value's code is the index of the nearest of the 16 levels: "
+        "(x.unsqueeze(-1) - levels).abs().argmin(-1).",
+        "the weight back is levels[codes] * scale of its block, in the weight's shape. An all-zero block keeps scale 0 "
+        "(divide by 1 there instead).",
+    )
+
+    def inputs(self, gen: torch.Generator) -> dict:
+        w = torch.randn(4, 32, generator=gen) * torch.tensor([0.02, 0.5, 2.0, 1.0]).unsqueeze(-1)
+        w[3, 16:] = 0.0                                   # an all-zero block
+        return {"weight": w, "block_size": 16}
+
+    def call(self, learner: Learner, inputs: dict) -> Any:
+        from tutorlib.llm.nf4 import NF4_LEVELS
+
+        out = learner.call(learner.function("nf4_blocks"), inputs["weight"].clone(), inputs["block_size"],
+                           torch.tensor(NF4_LEVELS), name="nf4_blocks")
+        if isinstance(out, (tuple, list)) and len(out) == 3:
+            return [x.detach().cpu() if isinstance(x, torch.Tensor) else x for x in out]
+        return describe(out)
+
+    def compare(self, inputs: dict, outputs: Any) -> None:
+        from tutorlib.llm.nf4 import dequantize_nf4, quantize_nf4, unpack_codes
+
+        w, bs = inputs["weight"], inputs["block_size"]
+        what = f"nf4_blocks(weight {tuple(w.shape)}, block_size={bs}, levels)"
+        if isinstance(outputs, str) or not all(isinstance(x, torch.Tensor) for x in outputs):
+            raise CheckFailed(f"{what} returned {outputs if isinstance(outputs, str) else 'something else'}, "
+                              "expected three tensors (codes, scales, weight back)")
+        codes, scales, back = outputs
+        q = quantize_nf4(w, block_size=bs)
+        want_scales = q.scales
+        if scales.numel() == 1:
+            raise CheckFailed(f"{what}: one scale for the whole weight; every block of {bs} values has its own absmax scale")
+        expect_close(scales.reshape(-1).float(), want_scales, f"{what}: the block scales", atol=1e-6,
+                     hint="a block's scale is its largest ABSOLUTE value" if torch.allclose(
+                         scales.reshape(-1).float(), w.reshape(-1, bs).amax(1)) else "")
+        want_codes = unpack_codes(q.codes).long()
+        if codes.reshape(-1).long().tolist() != want_codes.tolist():
+            bad = int((codes.reshape(-1).long() != want_codes).sum())
+            raise CheckFailed(f"{what}: {bad} of {want_codes.numel()} codes differ: a code is the index of the level nearest "
+                              "to value / its block's scale")
+        if tuple(back.shape) != tuple(w.shape):
+            raise CheckFailed(f"{what}: the weight back has shape {tuple(back.shape)}, expected {tuple(w.shape)}")
+        expect_close(back.float(), dequantize_nf4(q), f"{what}: the weight back", atol=1e-6,
+                     hint="multiply each level by its block's scale")
