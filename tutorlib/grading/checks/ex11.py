@@ -4,13 +4,9 @@ decoding, the paired standard error of a gain, and the DPO loss.
 
 Every check follows the protocol (:mod:`tutorlib.grading.protocol`): ``inputs`` draws plain data from the
 generator it is given, ``call`` runs the learner's code (for ex11_2 on a small character-level chat
-tokenizer, :class:`CharChatTokenizer`, built in the learner's kernel) and returns plain data, ``compare``
+tokenizer, :class:`tutorlib.llm.prompting.CharChatTokenizer`, built in the learner's kernel) and returns plain data, ``compare``
 checks it against :mod:`tutorlib.llm.prompting`, :func:`tutorlib.llm.sft.chat_example`,
 :mod:`tutorlib.llm.constrained`, :mod:`tutorlib.llm.structured` and :func:`tutorlib.llm.preference.dpo_loss`.
-
->>> tok = CharChatTokenizer()
->>> tok(tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False))["input_ids"][:3]
-[1, 89, 87]
 """
 
 from __future__ import annotations
@@ -23,56 +19,7 @@ import torch
 from ..compare import CheckFailed, describe, expect_close, expect_number
 from ..protocol import Learner, exercise
 
-__all__ = ["CharChatTokenizer"]
-
-
-class CharChatTokenizer:
-    """A character-level tokenizer with a ChatML chat template: ``<|im_start|>`` is 1, ``<|im_end|>`` 2 (EOS),
-    any other character ``ord(c) + 3 - 32`` (printable ASCII and newline only)."""
-
-    chat_template = "chatml"
-    eos_token_id = 2
-    unk_token_id = None
-    SPECIAL = {"<|im_start|>": 1, "<|im_end|>": 2}
-
-    def __eq__(self, other: object) -> bool:  # stateless: every instance encodes alike
-        return isinstance(other, CharChatTokenizer)
-
-    def __hash__(self) -> int:
-        return hash(CharChatTokenizer)
-
-    def apply_chat_template(self, messages: Any, tokenize: bool = False, add_generation_prompt: bool = False) -> Any:
-        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-        if add_generation_prompt:
-            text += "<|im_start|>assistant\n"
-        return self(text)["input_ids"] if tokenize else text
-
-    def _encode(self, text: str) -> list[int]:
-        ids, i = [], 0
-        while i < len(text):
-            for tok, tid in self.SPECIAL.items():
-                if text.startswith(tok, i):
-                    ids.append(tid)
-                    i += len(tok)
-                    break
-            else:
-                ids.append(3 if text[i] == "\n" else ord(text[i]) + 3 - 32 + 1)
-                i += 1
-        return ids
-
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
-        return {"input_ids": self._encode(text)}
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return self._encode(text)
-
-    def convert_tokens_to_ids(self, token: str) -> int | None:
-        return self.SPECIAL.get(token)
-
-    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
-        inv = {v: k for k, v in self.SPECIAL.items()}
-        return "".join("" if (i in inv and skip_special_tokens) else inv.get(i, "\n" if i == 3 else chr(i - 4 + 32))
-                       for i in ids)
+from tutorlib.llm.prompting import CharChatTokenizer
 
 
 def _ints(x: Any) -> Any:
