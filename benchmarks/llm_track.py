@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--lesson11", action="store_true", help="lesson 11: baselines and LoRA SFT over several seeds")
-    ap.add_argument("--sft-examples", type=int, default=200)
+    ap.add_argument("--sft-examples", type=int, default=320)
     ap.add_argument("--eval", type=int, default=60)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
