@@ -24,10 +24,13 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# run as a script, this folder comes first on sys.path, and benchmarks/peft.py would shadow the peft package
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
