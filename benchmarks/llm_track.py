@@ -8,12 +8,19 @@ interleaved rounds (best round reported) so that other load on the machine hits 
     python benchmarks/llm_track.py                       # 2 torch threads, 64 new tokens, 3 rounds
     python benchmarks/llm_track.py --threads 1 --rounds 5 --json out.json
     python benchmarks/llm_track.py --model-dir DIR       # a saved transformers folder instead of the GGUF
+    python benchmarks/llm_track.py --lesson11             # lesson 11: baselines and LoRA SFT over 3 seeds
     python benchmarks/llm_track.py --lesson12 [--questions 108 --seeds 0 1 2]   # lesson 12's RAG table instead
 
 Lesson 12 (``--lesson12``): answers of SmolLM2 to the Quillhaven eval questions with no retrieval, the k (default 1)
 MiniLM-retrieved chunks and the oracle chunk, over seeds (seed s shows each question's (s+1)-th most similar tune question as the
 worked example), against the untuned prompt, the majority answer and the top passage itself; EM / F1 / contains with
 standard errors over questions, and the paired gain of retrieval over the best baseline (target >= 2 SE).
+
+``--lesson11`` repeats lesson 11's measurement with several seeds (the lesson itself affords one SFT run):
+for each seed a few-shot baseline (a different draw of three shots) and a LoRA SFT run from the untuned
+model (shuffling and adapter initialisation from the seed), all scored field by field on the same held-out
+reviews; it reports each seed's paired gain over the best baseline in paired standard errors and the mean
+over seeds. ``--sft-examples``, ``--eval`` and ``--seeds`` set the sizes.
 """
 
 from __future__ import annotations
@@ -23,10 +30,13 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# run as a script, this folder comes first on sys.path, and benchmarks/peft.py would shadow the peft package
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
@@ -79,12 +89,19 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[32, 128, 512, 1024])
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--lesson11", action="store_true", help="lesson 11: baselines and LoRA SFT over several seeds")
+    ap.add_argument("--sft-examples", type=int, default=320, help="lesson 11: SFT training examples")
+    ap.add_argument("--eval", type=int, default=60, help="lesson 11: held-out reviews")
     ap.add_argument("--lesson12", action="store_true", help="lesson 12's RAG measurement instead")
     ap.add_argument("--questions", type=int, default=108, help="lesson 12: eval questions to answer")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="lesson 12: worked-example seeds")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="lessons 11 and 12: few-shot draws and SFT runs (11), worked-example seeds (12)")
     ap.add_argument("--k", type=int, default=1, help="lesson 12: chunks shown to the model (the lesson picks k on the tune split)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.lesson11:
+        lesson11(args)
+        return
     if args.lesson12:
         return lesson12(args)
 
@@ -227,6 +244,58 @@ def lesson12(args: argparse.Namespace) -> None:
             json.dump({"machine": machine(), "seeds": args.seeds, "questions": len(questions),
                        "scores": {c: {m: [float(x) for x in rag.mean_se(v)] for m, v in d.items()} for c, d in per_q.items()},
                        "best_baseline": best, "gain_f1": gain, "se_f1": se}, f, indent=1)
+
+
+def lesson11(args: argparse.Namespace) -> None:
+    """Lesson 11's gain over several seeds: few-shot baseline draws, constrained decoding, LoRA SFT runs."""
+    from tutorlib.data.instructions import load_extraction
+    from tutorlib.llm.constrained import JsonConstrainer, constrained_answers, extraction_schema
+    from tutorlib.llm.prompting import TUNED_SYSTEM, draw_shots, few_shot_messages, generate_answers
+    from tutorlib.llm.sft import chat_example, lora_sft
+    from tutorlib.llm.structured import majority_answer, paired_gain, score_answers
+
+    print(machine())
+    train, evalset = load_extraction("train"), load_extraction("heldout", limit=args.eval)
+    golds = [e.fields for e in evalset]
+    pool = [e for e in train if len(e.review) <= 120]
+    scores: dict[str, list[float]] = {"trivial": score_answers([majority_answer([e.fields for e in train])] * len(evalset), golds)["per_example"]}
+    runs = []
+    for seed in args.seeds:
+        hf, tok, _ = load(args.model_dir)
+        shots = [(x.review, x.answer) for x in draw_shots(pool, 3, seed, key=lambda e: e.fields["sentiment"])]
+        t = time.process_time()
+        few = score_answers(generate_answers(hf, tok, [few_shot_messages(e.review, shots) for e in evalset], max_new_tokens=40,
+                                             stop="}"), golds)
+        few_s = time.process_time() - t
+        con = score_answers(constrained_answers(hf, tok, [few_shot_messages(e.review, shots) for e in evalset],
+                                                constrainer=JsonConstrainer(tok, extraction_schema())), golds)
+        data = [chat_example(tok, few_shot_messages(e.review, system=TUNED_SYSTEM) + [{"role": "assistant", "content": e.answer}])
+                for e in train[:args.sft_examples]]
+        t = time.process_time()
+        model, _ = lora_sft(hf, data, epochs=1, lr=1e-3, batch_size=8, seed=seed, progress=False, log=False, pad_id=tok.pad_token_id)
+        sft_s = time.process_time() - t
+        sft = score_answers(generate_answers(model, tok, [few_shot_messages(e.review, system=TUNED_SYSTEM) for e in evalset],
+                                             max_new_tokens=40), golds)
+        base = {"trivial": scores["trivial"], "few-shot": few["per_example"], "constrained": con["per_example"]}
+        best = max(base, key=lambda k: sum(base[k]))
+        gain, se = paired_gain(sft["per_example"], base[best])
+        runs.append({"seed": seed, "few_shot": few["accuracy"], "constrained": con["accuracy"], "sft": sft["accuracy"],
+                     "sft_valid": sft["valid"], "best_baseline": best, "gain": gain, "se": se, "few_shot_cpu_s": few_s,
+                     "sft_cpu_s": sft_s})
+        print(f"seed {seed}: few-shot {few['accuracy']:.3f}, constrained {con['accuracy']:.3f}, SFT {sft['accuracy']:.3f} "
+              f"({sft['valid']:.0%} valid); gain over {best} {gain:+.3f} ± {se:.3f} = {gain / max(se, 1e-12):.1f} SE "
+              f"(CPU s: few-shot {few_s:.0f}, SFT {sft_s:.0f})", flush=True)
+    print("\n| seed | few-shot | constrained | LoRA SFT | gain (paired SE) |\n|---|---|---|---|---|")
+    for r in runs:
+        print(f"| {r['seed']} | {r['few_shot']:.3f} | {r['constrained']:.3f} | {r['sft']:.3f} | {r['gain']:+.3f} ({r['gain'] / max(r['se'], 1e-12):.1f} SE) |")
+    n = len(runs)
+    mean = lambda k: sum(r[k] for r in runs) / n  # noqa: E731
+    sd = lambda k: statistics.stdev([r[k] for r in runs]) if n > 1 else 0.0  # noqa: E731
+    print(f"| mean ± sd over {n} seeds | {mean('few_shot'):.3f} ± {sd('few_shot'):.3f} | {mean('constrained'):.3f} ± "
+          f"{sd('constrained'):.3f} | {mean('sft'):.3f} ± {sd('sft'):.3f} | {mean('gain'):+.3f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "lesson11": runs}, f, indent=1)
 
 
 if __name__ == "__main__":

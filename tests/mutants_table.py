@@ -1310,52 +1310,57 @@ CASES += _l02_08_more()
 
 
 def _l11() -> list[Case]:
-    def share_ns(kind="right"):
-        from tutorlib.llm import char_tokenizer, review_summary_examples
-
-        tok = char_tokenizer()
-        counted = total = 0
-        for row in review_summary_examples("train", n=200):
-            p = tok(row["prompt"], add_special_tokens=False)["input_ids"]
-            c = tok(row["completion"], add_special_tokens=False)["input_ids"]
-            counted += len(c) + 1 if kind != "no eos" else len(c)
-            total += len(p) + len(c) + 1
-        share = counted / total
-        return {"loss_share": {"right": share, "percent": 100 * share, "no eos": share, "inverse": 1 - share}[kind]}
-
     return lesson("11", [
         Case("ex11_1", "right", sol("ex11_1"), "pass"),
         Case("ex11_1", "stub", sol("ex11_1", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex11_1", "prompt not masked", sol("ex11_1", ("[-100] * len(prompt_ids)", "list(prompt_ids)")), "fail", "-100"),
-        Case("ex11_1", "no EOS", sol("ex11_1", ("list(completion_ids) + [eos_id]\n    labels", "list(completion_ids)\n    labels"),
-                                     ("labels = [-100] * len(prompt_ids) + list(completion_ids) + [eos_id]",
-                                      "labels = [-100] * len(prompt_ids) + list(completion_ids)")), "fail", "append eos_id"),
-        Case("ex11_1", "labels shifted", sol("ex11_1", ("return input_ids, labels", "return input_ids, labels[1:] + [-100]")),
-             "fail", "do not shift the labels"),
+        Case("ex11_1", "system message always", sol("ex11_1", (" if system is not None else []", "")), "fail", "no system message"),
+        Case("ex11_1", "shots all as user turns", sol("ex11_1", ('{"role": "assistant", "content": answer}', '{"role": "user", "content": answer}')),
+             "fail", "roles"),
+        Case("ex11_1", "query first", sol("ex11_1", ('messages = [{"role": "system", "content": system}] if system is not None else []',
+                                                     'messages = [{"role": "user", "content": query}] + ([{"role": "system", "content": system}] if system is not None else [])'),
+                                          ('    messages.append({"role": "user", "content": query})\n', '')), "fail", "first message is the system"),
         Case("ex11_2", "right", sol("ex11_2"), "pass"),
         Case("ex11_2", "stub", sol("ex11_2", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex11_2", "labels padded with pad_id", sol("ex11_2", ("labels = torch.full((len(items), n), -100", "labels = torch.full((len(items), n), pad_id")),
-             "fail", "pad the labels with -100"),
-        Case("ex11_2", "mask all ones", sol("ex11_2", ("mask[i, :k] = 1", "mask[i, :] = 1")), "fail", "0 on padding"),
-        Case("ex11_2", "padded on the left", sol("ex11_2", ("ids[i, :k] = torch.tensor(it[\"input_ids\"])", "ids[i, n - k:] = torch.tensor(it[\"input_ids\"])")),
-             "fail", "expected"),
+        Case("ex11_2", "everything labelled", sol("ex11_2", ("labels = [-100] * len(input_ids)", "labels = list(input_ids)")), "fail", "must be -100"),
+        Case("ex11_2", "assistant header labelled", sol("ex11_2", ("start = len(render(messages[:k], gen=True))", "start = len(render(messages[:k]))")),
+             "fail", "header"),
+        Case("ex11_2", "no end-of-turn token", sol("ex11_2", ("stop = input_ids.index(tokenizer.eos_token_id, start) + 1",
+                                                               "stop = input_ids.index(tokenizer.eos_token_id, start)")), "fail", "end-of-turn"),
+        Case("ex11_2", "last answer only", sol("ex11_2", ("        if m[\"role\"] != \"assistant\":\n            continue",
+                                                           "        if k != len(messages) - 1:\n            continue")), "fail", "every assistant turn"),
+        Case("ex11_2", "labels shifted", sol("ex11_2", ("return input_ids, labels", "return input_ids, labels[1:] + [-100]")), "fail", "shift"),
         Case("ex11_3", "right", sol("ex11_3"), "pass"),
         Case("ex11_3", "stub", sol("ex11_3", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex11_3", "not shifted (off by one)", sol("ex11_3", ("logits[:, :-1]", "logits"), ("labels[:, 1:]", "labels")), "fail", "t + 1"),
-        Case("ex11_3", "prompt counted", sol("ex11_3", (", ignore_index=-100)", ".clamp_min(0))")), "fail", "completion_loss"),
-        Case("ex11_3", "summed (wrong reduction)", sol("ex11_3", ("ignore_index=-100)", "ignore_index=-100, reduction='sum')")),
-             "fail", "completion_loss"),
-        Case("ex11_4", "right", share_ns, "pass"),
-        Case("ex11_4", "a percentage", lambda: share_ns("percent"), "fail", "fraction"),
-        Case("ex11_4", "the prompt's share", lambda: share_ns("inverse"), "fail", "`loss_share`"),
-        Case("ex11_4", "a made-up share", lambda: {"loss_share": 0.5}, "fail", "`loss_share`"),
+        Case("ex11_3", "prefix not checked", sol("ex11_3", (" and list(c[:n]) == list(prefix)", "")), "fail", "equal the prefix"),
+        Case("ex11_3", "finished values kept", sol("ex11_3", ("if len(c) > n and", "if len(c) >= n and"), ("{c[n] for", "{c[min(n, len(c) - 1)] for")),
+             "fail", "expected"),
+        Case("ex11_3", "unsorted with repeats", sol("ex11_3", ("allowed = {c[n] for", "allowed = [c[n] for"), ("list(prefix)}", "list(prefix)]"),
+                                                    ("return sorted(allowed)", "return allowed[::-1]")), "fail", "sorted"),
+        Case("ex11_4", "right", sol("ex11_4"), "pass"),
+        Case("ex11_4", "stub", sol("ex11_4", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_4", "population sd", sol("ex11_4", ("/ (n - 1))", "/ n)")), "fail", "n - 1"),
+        Case("ex11_4", "divided by n", sol("ex11_4", ("sd / math.sqrt(n)", "sd / n")), "fail", "sqrt(n), not n"),
+        Case("ex11_4", "no division", sol("ex11_4", ("sd / math.sqrt(n)", "sd")), "fail", "divide the standard deviation"),
+        Case("ex11_4", "unpaired", sol("ex11_4", ("    return mean, sd / math.sqrt(n)",
+                                                  "    va = sum((x - sum(a) / n) ** 2 for x in a) / (n - 1)\n"
+                                                  "    vb = sum((x - sum(b) / n) ** 2 for x in b) / (n - 1)\n"
+                                                  "    return mean, math.sqrt((va + vb) / n)")), "fail", "unpaired"),
         Case("ex11_5", "right", sol("ex11_5"), "pass"),
         Case("ex11_5", "stub", sol("ex11_5", STUB), "not_attempted", "NotImplementedError"),
-        Case("ex11_5", "EOS kept", sol("ex11_5", ("        if nxt == eos_id:\n            break\n        ids.append(nxt)\n        new.append(nxt)",
-                                                  "        ids.append(nxt)\n        new.append(nxt)\n        if nxt == eos_id:\n            break")),
-             "fail", "leave the EOS"),
-        Case("ex11_5", "prompt returned too", sol("ex11_5", ("return new", "return ids")), "fail", "only the new tokens"),
-        Case("ex11_5", "never stops", sol("ex11_5", ("        if nxt == eos_id:\n            break\n", "")), "fail", "stop as soon as"),
+        Case("ex11_5", "no reference", sol("ex11_5", ("(policy_chosen - ref_chosen)", "policy_chosen"),
+                                           ("(policy_rejected - ref_rejected)", "policy_rejected")), "fail", "reference"),
+        Case("ex11_5", "margin reversed", sol("ex11_5", ("chosen_reward - rejected_reward", "rejected_reward - chosen_reward")), "fail", "chosen minus rejected"),
+        Case("ex11_5", "no beta", sol("ex11_5", ("beta * (policy_chosen", "(policy_chosen"), ("beta * (policy_rejected", "(policy_rejected")),
+             "fail", "beta"),
+        Case("ex11_5", "summed", sol("ex11_5", (").mean()", ").sum()")), "fail", "average"),
+        Case("ex11_6", "right", sol("ex11_6"), "pass"),
+        Case("ex11_6", "stub", sol("ex11_6", STUB), "not_attempted", "NotImplementedError"),
+        Case("ex11_6", "one scale for all", sol("ex11_6", ("scales = blocks.abs().amax(dim=1)", "scales = blocks.abs().amax().expand(blocks.shape[0])")),
+             "fail", "the block scales"),
+        Case("ex11_6", "max, not absmax", sol("ex11_6", ("scales = blocks.abs().amax(dim=1)", "scales = blocks.amax(dim=1)")), "fail", "ABSOLUTE"),
+        Case("ex11_6", "not scaled before rounding", sol("ex11_6", ("scaled = blocks / safe.unsqueeze(-1)", "scaled = blocks")), "fail", "codes differ"),
+        Case("ex11_6", "not scaled back", sol("ex11_6", ("back = levels[codes] * scales.unsqueeze(-1)", "back = levels[codes]")),
+             "fail", "block's scale"),
     ])
 
 

@@ -108,17 +108,22 @@ class JsonConstrainer:
         device = next(model.parameters()).device
         past, values = None, {}
 
+        pending: list[int] = []  # tokens fixed but not yet fed: fed together once their scores are needed
+        key_name = _cache_argument(model)
+
         def feed(ids: list[int]) -> torch.Tensor:
             nonlocal past
-            out = model(input_ids=torch.tensor([ids], device=device), past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            ids, pending[:] = pending + ids, []
+            out = model(input_ids=torch.tensor([ids], device=device), use_cache=True, **{key_name: past})
+            past = getattr(out, key_name)
             return out.logits[0, -1].float()
 
-        logits = feed(list(prompt_ids))
+        logits = None
+        pending += list(prompt_ids)
         for i, (key, spec) in enumerate(self.schema):
-            forced = self._segments(i)
-            logits = feed(self._encode(forced))
+            pending += self._encode(self._segments(i))
             if spec == STRING:
+                logits = feed([])
                 chosen: list[int] = []
                 while len(chosen) < self.max_string_tokens:
                     ok = self.string_ok | (self.string_close if chosen else torch.zeros_like(self.string_close))
@@ -131,11 +136,23 @@ class JsonConstrainer:
             else:
                 prefix: list[int] = []
                 while allowed := allowed_next_tokens(self.candidates[key], prefix):
-                    nxt = allowed[int(logits[allowed].argmax())] if len(allowed) > 1 else allowed[0]
+                    if len(allowed) > 1:
+                        logits = feed([])
+                        nxt = allowed[int(logits[allowed].argmax())]
+                    else:
+                        nxt = allowed[0]
                     prefix.append(nxt)
-                    logits = feed([nxt])
+                    pending.append(nxt)
                 values[key] = self.values[key][tuple(prefix)]
         return json.dumps({k: values[k] for k, _ in self.schema})
+
+
+def _cache_argument(model: Any) -> str:
+    """``'cache'`` in newer ``transformers`` (``past_key_values`` is deprecated there), else ``'past_key_values'``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
 def constrained_answers(model: Any, tokenizer: Any, message_lists: Sequence[Sequence[dict[str, str]]],

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["EXTRACTION_SYSTEM", "INSTRUCTION_VARIANTS", "few_shot_messages", "draw_shots", "chat_prompts",
+__all__ = ["CharChatTokenizer", "EXTRACTION_SYSTEM", "TUNED_SYSTEM", "few_shot_messages", "draw_shots", "chat_prompts",
            "generate_answers"]
 
 #: The short, explicit system message every method in lesson 11 uses (without one, SmolLM2's chat template
@@ -26,14 +26,8 @@ __all__ = ["EXTRACTION_SYSTEM", "INSTRUCTION_VARIANTS", "few_shot_messages", "dr
 EXTRACTION_SYSTEM = ("Reply with JSON only: product, sentiment (positive/negative/mixed), rating (1-5 or null), "
                      "issue (price/quality/service/delay/none), would_recommend (true/false).")
 
-#: Other wordings of the same instruction, for measuring prompt sensitivity.
-INSTRUCTION_VARIANTS = (
-    EXTRACTION_SYSTEM,
-    "Read the customer review and output a JSON object with the keys product, sentiment (positive, negative or "
-    "mixed), rating (an integer 1-5, or null if none is given), issue (price, quality, service, delay or none) "
-    "and would_recommend (true or false).",
-    "JSON keys: product, sentiment, rating, issue, would_recommend.",
-)
+#: The system message of the fine-tuned model: after SFT the schema is learned, so the instruction can be short.
+TUNED_SYSTEM = "Extract the review as JSON."
 
 
 def few_shot_messages(query: str, shots: Sequence[tuple[str, str]] = (), *, system: str | None = EXTRACTION_SYSTEM
@@ -60,8 +54,8 @@ def draw_shots(pool: Sequence[Any], k: int, seed: int, *, key: Any = None) -> li
 
     Drawing across labels avoids a prompt whose every shot is positive, which biases the answers.
 
-    >>> draw_shots(list(range(10)), 3, seed=0, key=lambda x: x % 3)
-    [6, 4, 5]
+    >>> sorted(x % 3 for x in draw_shots(list(range(10)), 3, seed=0, key=lambda x: x % 3))   # one per key
+    [0, 1, 2]
     """
     if not 0 <= k <= len(pool):
         raise ValueError(f"cannot draw {k} shots from a pool of {len(pool)}")
@@ -140,3 +134,58 @@ class _AllContain:
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         done = [self.stop in self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True) for row in input_ids]
         return torch.tensor(done, device=input_ids.device)
+
+
+class CharChatTokenizer:
+    """A character-level tokenizer with SmolLM2's ChatML chat template, small enough to read token by token
+    (exercises and tests): ``<|im_start|>`` is 1, ``<|im_end|>`` 2 (EOS), a newline 3, a printable ASCII
+    character ``ord(c) - 28``.
+
+    >>> tok = CharChatTokenizer()
+    >>> tok(tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False))["input_ids"][:3]
+    [1, 89, 87]
+    """
+
+    chat_template = "chatml"
+    eos_token_id = 2
+    unk_token_id = None
+    SPECIAL = {"<|im_start|>": 1, "<|im_end|>": 2}
+
+    def __eq__(self, other: object) -> bool:  # stateless: every instance encodes alike
+        return isinstance(other, CharChatTokenizer)
+
+    def __hash__(self) -> int:
+        return hash(CharChatTokenizer)
+
+    def apply_chat_template(self, messages: Any, tokenize: bool = False, add_generation_prompt: bool = False) -> Any:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        if add_generation_prompt:
+            text += "<|im_start|>assistant\n"
+        return self(text)["input_ids"] if tokenize else text
+
+    def _encode(self, text: str) -> list[int]:
+        ids, i = [], 0
+        while i < len(text):
+            for tok, tid in self.SPECIAL.items():
+                if text.startswith(tok, i):
+                    ids.append(tid)
+                    i += len(tok)
+                    break
+            else:
+                ids.append(3 if text[i] == "\n" else ord(text[i]) + 3 - 32 + 1)
+                i += 1
+        return ids
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": self._encode(text)}
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self._encode(text)
+
+    def convert_tokens_to_ids(self, token: str) -> int | None:
+        return self.SPECIAL.get(token)
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        inv = {v: k for k, v in self.SPECIAL.items()}
+        return "".join("" if (i in inv and skip_special_tokens) else inv.get(i, "\n" if i == 3 else chr(i - 4 + 32))
+                       for i in ids)
