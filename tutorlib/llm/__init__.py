@@ -13,10 +13,18 @@
 - :mod:`~tutorlib.llm.dialogue`: a chat loop within a token budget (a real chat model's tokens too), long-term
   memory in SQLite, a recall test;
 - :mod:`~tutorlib.llm.tools`: tool schemas from Python functions, parsing ``<tool_call>`` replies, an agent loop;
+- :mod:`~tutorlib.llm.prompting`: zero-/few-shot chat prompts and batched answers (lesson 11's baselines);
+- :mod:`~tutorlib.llm.constrained`: schema-constrained JSON decoding;
+- :mod:`~tutorlib.llm.structured`: JSON field scores, paired gains, the majority and MiniLM-classifier baselines;
+- :mod:`~tutorlib.llm.sft`: chat examples with the loss on assistant tokens, length buckets, LoRA SFT;
+- :mod:`~tutorlib.llm.preference`: DPO from scratch (checked against ``trl``), reference log-probs once;
+- :mod:`~tutorlib.llm.nf4`: NF4 4-bit weights from scratch (equal to torchao's ``to_nf4``), QLoRA layers;
+- :mod:`~tutorlib.llm.rag`: chunking, MiniLM retrieval, recall@k, RAG prompts, unsupported answers, injection;
+- :mod:`~tutorlib.llm.translate`: a small encoder–decoder vs decoder-only translation model;
 - :mod:`~tutorlib.llm.metrics`: ROUGE-1/2/L, exact match, token F1;
 - :mod:`~tutorlib.llm.tasks`: extractive QA and summarization with the model classes;
 - :mod:`~tutorlib.llm.widgets`: the decoding explorer and the next-token/attention explorer.
-LoRA SFT of a causal LM is ``tutorlib finetune --task causal-lm`` (:mod:`tutorlib.finetune.causal_lm`).
+The same SFT and DPO on your own files: ``tutorlib finetune --task causal-lm | preference``.
 
 >>> from tutorlib.llm import greedy, beam_search, sample, top_p_filter, rouge_l, ChatSession
 >>> from tutorlib.llm import Llama, LlamaConfig, KVCache, BPETokenizer, text_bits_per_byte
