@@ -64,3 +64,26 @@ def test_the_explorer_reads_the_same_attention_from_the_from_scratch_llama(tiny_
     ex = AttentionExplorer(ours, ByteTokenizer(), prompt="abc", layer=0)
     ex.controls["layer"].value = 1
     assert ex.renders == 2 and ex.last["layer"] == 1
+
+
+def test_extraction_explorer_scores_each_model_and_caches_answers():
+    from tutorlib.llm.widgets import ExtractionExplorer
+
+    calls = []
+
+    def right(review):
+        calls.append(review)
+        return '{"sentiment": "negative", "rating": 1}'
+
+    ex = ExtractionExplorer(["great", "awful"], [{"sentiment": "positive", "rating": 5},
+                                                 {"sentiment": "negative", "rating": 1}],
+                            {"right on 2": right, "prose": lambda r: "It is a review."})
+    assert ex.update(index=1)["fields"] == {"sentiment": 1.0, "rating": 1.0}
+    assert ex.update(model="prose")["fields"] == {"sentiment": 0.0, "rating": 0.0}
+    ex.which.value = "right on 2"            # the widget's own control drives the same update
+    assert ex.last["model"] == "right on 2" and calls == ["awful"]   # cached: generated once
+    assert "2 of 2 fields right" in ex.view.value
+    with pytest.raises(ValueError, match="choose one of"):
+        ex.update(model="gpt-9")
+    with pytest.raises(ValueError, match="as many gold answers"):
+        ExtractionExplorer(["a"], [], {"m": right})

@@ -1,4 +1,5 @@
-"""Lesson 10's widgets: a decoding explorer, and a next-token + attention explorer for a real LLM.
+"""The LLM lessons' widgets: a decoding explorer and a next-token + attention explorer for a real LLM (lesson
+10), and an extraction explorer that shows one review's JSON answer from several models, field by field (lesson 11).
 
 The computations are plain functions (:func:`decode_once`, :func:`next_token_attention`) so they are
 testable without a browser; the widgets collect control values, call them and show the result:
@@ -24,7 +25,8 @@ from tutorlib.llm.decoding import beam_search, filtered_distribution, greedy, ne
 from tutorlib.models import ByteTokenizer
 
 __all__ = ["decode_once", "plot_next_token", "DecodingExplorer", "decoding_explorer", "next_token_attention",
-           "draw_next_token_attention", "AttentionExplorer", "attention_explorer"]
+           "draw_next_token_attention", "AttentionExplorer", "attention_explorer", "ExtractionExplorer",
+           "extraction_explorer"]
 
 
 def decode_once(model: Any, prompt: str, strategy: str = "sample", max_new_tokens: int = 80, temperature: float = 1.0,
@@ -344,3 +346,77 @@ def attention_explorer(model: Any, tokenizer: Any, prompt: str = "The capital of
     :class:`tutorlib.llm.Llama`. Returns the top container (``box.explorer`` is the :class:`AttentionExplorer`).
     """
     return AttentionExplorer(model, tokenizer, prompt, layer, head, k).box
+
+
+class ExtractionExplorer:
+    """Pick a review and a model: see the model's JSON answer and which fields it got right against the gold.
+
+    ``answerers`` maps a model's name to a function ``review -> answer text``; answers are cached, so flipping
+    between models costs one generation per (review, model). :meth:`update` works without a browser and
+    returns ``{"review", "model", "answer", "fields"}``.
+
+    >>> ex = ExtractionExplorer(["great phone", "bad soup"], [{"sentiment": "positive"}, {"sentiment": "negative"}],
+    ...                         {"always positive": lambda r: '{"sentiment": "positive"}'})
+    >>> ex.update(index=1)["fields"]
+    {'sentiment': 0.0}
+    """
+
+    def __init__(self, reviews: list[str], golds: list[dict], answerers: dict[str, Any]) -> None:
+        if len(reviews) != len(golds) or not reviews:
+            raise ValueError(f"expected as many gold answers as reviews (and at least one), got {len(reviews)} reviews "
+                             f"and {len(golds)} golds")
+        if not answerers:
+            raise ValueError("answerers is empty: pass {'model name': function(review) -> answer text}")
+        self.reviews, self.golds, self.answerers = list(reviews), list(golds), dict(answerers)
+        self.index, self.model = 0, next(iter(self.answerers))
+        self._cache: dict[tuple[int, str], str] = {}
+        self.last: dict[str, Any] = {}
+        self.box = None
+        try:
+            import ipywidgets as w
+        except ImportError:  # the computation still works without ipywidgets
+            return
+        self.pick = w.Dropdown(options=[(f"{i}: {r[:60]}", i) for i, r in enumerate(self.reviews)], description="review")
+        self.which = w.ToggleButtons(options=list(self.answerers), description="model")
+        self.view = w.HTML()
+        self.pick.observe(lambda change: self.update(index=change["new"]), names="value")
+        self.which.observe(lambda change: self.update(model=change["new"]), names="value")
+        self.box = w.VBox([self.pick, self.which, self.view])
+        self.box.explorer = self
+
+    def update(self, index: int | None = None, model: str | None = None) -> dict[str, Any]:
+        """Answer review ``index`` with ``model`` (the current ones when not given) and show it."""
+        from tutorlib.llm.structured import field_scores, parse_json_object
+
+        self.index = self.index if index is None else int(index)
+        self.model = self.model if model is None else model
+        if self.model not in self.answerers:
+            raise ValueError(f"unknown model {self.model!r}: choose one of {list(self.answerers)}")
+        key = (self.index, self.model)
+        if key not in self._cache:
+            self._cache[key] = self.answerers[self.model](self.reviews[self.index])
+        answer = self._cache[key]
+        gold = self.golds[self.index]
+        fields = field_scores(parse_json_object(answer), gold)
+        self.last = {"review": self.reviews[self.index], "model": self.model, "answer": answer, "fields": fields}
+        if self.box is not None:
+            self.pick.value, self.which.value = self.index, self.model   # controls follow a call from code
+            rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(gold[k]))}</td>"
+                           f"<td>{'right' if v else 'wrong'}</td></tr>" for k, v in fields.items())
+            self.view.value = (f"<p><b>review:</b> {html.escape(self.last['review'])}</p>"
+                               f"<p><b>{html.escape(self.model)}:</b> <code>{html.escape(answer)}</code></p>"
+                               f"<table><tr><th>field</th><th>gold</th><th>answer</th></tr>{rows}</table>"
+                               f"<p>{int(sum(fields.values()))} of {len(fields)} fields right</p>")
+        return self.last
+
+
+def extraction_explorer(reviews: list[str], golds: list[dict], answerers: dict[str, Any]):
+    """The :class:`ExtractionExplorer` widget (its ``.box``), showing the first review's answer at once.
+
+    >>> box = extraction_explorer(["ok"], [{"a": 1}], {"m": lambda r: '{"a": 1}'})
+    >>> box.explorer.last["fields"]
+    {'a': 1.0}
+    """
+    ex = ExtractionExplorer(reviews, golds, answerers)
+    ex.update()
+    return ex.box if ex.box is not None else ex
