@@ -376,12 +376,14 @@ class ExtractionExplorer:
             import ipywidgets as w
         except ImportError:  # the computation still works without ipywidgets
             return
-        self.pick = w.Dropdown(options=[(f"{i}: {r[:60]}", i) for i, r in enumerate(self.reviews)], description="review")
+        self.pick = w.IntSlider(value=0, min=0, max=len(self.reviews) - 1, description="review #",
+                                continuous_update=False)
         self.which = w.ToggleButtons(options=list(self.answerers), description="model")
         self.view = w.HTML()
         self.pick.observe(lambda change: self.update(index=change["new"]), names="value")
         self.which.observe(lambda change: self.update(model=change["new"]), names="value")
         self.box = w.VBox([self.pick, self.which, self.view])
+        self.box.add_class("tutorlib-widget")
         self.box.explorer = self
 
     def update(self, index: int | None = None, model: str | None = None) -> dict[str, Any]:
