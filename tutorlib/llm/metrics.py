@@ -14,13 +14,16 @@ Tokens are lower-cased alphanumeric words, as in the reference ``rouge-score`` p
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
 from typing import Sequence
 
+import numpy as np
+
 __all__ = ["rouge_tokens", "rouge_n", "lcs_length", "rouge_l", "rouge_scores", "normalize_answer", "exact_match",
-           "token_f1", "corpus_scores"]
+           "token_f1", "corpus_scores", "mean_se", "paired_gain"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -137,3 +140,30 @@ def corpus_scores(predictions: Sequence[str], references: Sequence[str]) -> dict
     rows = [dict(rouge_scores(p, r), exact_match=exact_match(p, r), token_f1=token_f1(p, r))
             for p, r in zip(predictions, references)]
     return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0]}
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error (sd / √n) of per-example scores.
+
+    >>> [round(x, 4) for x in mean_se([1.0, 0.0, 1.0, 0.0])]
+    [0.5, 0.2887]
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size < 2:
+        raise ValueError(f"a standard error needs at least 2 scores, got {x.size}")
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+
+
+def paired_gain(system: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
+    """Mean of ``system[i] - baseline[i]`` over the same examples and its paired standard error ``sd(d) / √n``.
+
+    Pairing removes the spread of example difficulty, which both methods share, from the error; a gain is
+    claimed when it is at least two paired standard errors.
+
+    >>> [round(x, 4) for x in paired_gain([1.0, 0.75, 0.5], [0.5, 0.5, 0.5])]
+    [0.25, 0.1443]
+    """
+    a, b = np.asarray(system, dtype=float).ravel(), np.asarray(baseline, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores must cover the same examples (same questions), got {a.size} and {b.size} scores")
+    return mean_se(a - b)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from tutorlib.llm.metrics import normalize_answer
+from tutorlib.llm.metrics import mean_se, normalize_answer, paired_gain  # re-exported for the lesson
 from tutorlib.retrieval import cosine_top_k
 
 __all__ = ["Chunk", "chunk_words", "chunk_documents", "Retriever", "is_relevant", "recall_at_k", "format_passages",
@@ -333,32 +333,6 @@ def looks_like_injection(passage: str) -> bool:
     False
     """
     return bool(_INJECTION.search(passage))
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error (sd / √n) of per-question scores.
-
-    >>> [round(x, 4) for x in mean_se([1.0, 0.0, 1.0, 0.0])]
-    [0.5, 0.2887]
-    """
-    x = np.asarray(values, dtype=float).ravel()
-    if x.size < 2:
-        raise ValueError(f"need at least 2 scores for a standard error, got {x.size}")
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
-
-
-def paired_gain(system: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
-    """Mean of ``system - baseline`` over the same questions and its paired standard error: ``sd(d) / √n``.
-
-    A gain is claimed when it is at least two paired standard errors.
-
-    >>> [round(x, 4) for x in paired_gain([1, 1, 0, 1], [0, 1, 0, 0])]
-    [0.5, 0.2887]
-    """
-    a, b = np.asarray(system, dtype=float).ravel(), np.asarray(baseline, dtype=float).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"paired scores must cover the same questions, got {a.size} and {b.size} scores")
-    return mean_se(a - b)
 
 
 @torch.inference_mode()

@@ -15,8 +15,9 @@ its fields, so two methods evaluated on the same examples can be compared exampl
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Sequence
+
+from tutorlib.llm.metrics import paired_gain  # re-exported: the lessons import it from here
 
 __all__ = ["parse_json_object", "field_scores", "score_answers", "paired_gain", "majority_answer", "classifier_answers"]
 
@@ -83,24 +84,6 @@ def score_answers(answers: Sequence[str | dict | None], golds: Sequence[dict]) -
             "fields": {k: sum(r[k] for r in rows) / len(rows) for k in keys},
             "accuracy": sum(per_example) / len(per_example),
             "valid": sum(p is not None for p in parsed) / len(parsed)}
-
-
-def paired_gain(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Mean of ``a[i] - b[i]`` and its standard error ``sd(diff) / sqrt(n)``: the paired comparison of two methods.
-
-    Pairing removes the spread of example difficulty, which both methods share, from the error.
-
-    >>> mean, se = paired_gain([1.0, 0.75, 0.5], [0.5, 0.5, 0.5]); mean, round(se, 4)
-    (0.25, 0.1443)
-    """
-    if len(a) != len(b):
-        raise ValueError(f"paired scores need the same examples: got {len(a)} and {len(b)} scores")
-    if len(a) < 2:
-        raise ValueError("a standard error needs at least 2 paired scores")
-    d = [x - y for x, y in zip(a, b)]
-    mean = sum(d) / len(d)
-    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
-    return mean, math.sqrt(var / len(d))
 
 
 def majority_answer(golds: Sequence[dict]) -> dict:

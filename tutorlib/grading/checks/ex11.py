@@ -210,7 +210,7 @@ class PairedGainCheck:
     """``paired_gain(a, b)``: mean of the per-example differences and its standard error sd(d) / sqrt(n)."""
 
     names = ("paired_gain",)
-    reference = ("tutorlib.llm.structured.paired_gain",)
+    reference = ("tutorlib.llm.metrics.paired_gain",)
     hints = (
         "d[i] = a[i] - b[i], example by example; the gain is the mean of d.",
         "its standard error is the sample standard deviation of d (divide by n - 1) over sqrt(n): the spread of "
@@ -235,7 +235,7 @@ class PairedGainCheck:
         return outs
 
     def compare(self, inputs: dict, outputs: list) -> None:
-        from tutorlib.llm.structured import paired_gain
+        from tutorlib.llm.metrics import paired_gain
 
         for c, out in zip(inputs["cases"], outputs):
             n = len(c["a"])

@@ -181,7 +181,7 @@ class PairedGainCheck:
     """``paired_gain(system, baseline)``: (mean of the per-question differences, their standard error sd/√n)."""
 
     names = ("paired_gain",)
-    reference = ("tutorlib.llm.rag.paired_gain", "tutorlib.llm.rag.mean_se")
+    reference = ("tutorlib.llm.metrics.paired_gain", "tutorlib.llm.metrics.mean_se")
     hints = ("work with the per-question differences d = system - baseline (both systems answered the same questions)",
              "the standard error of the mean difference is the sample standard deviation of d (ddof=1) divided by √n")
 
@@ -201,7 +201,7 @@ class PairedGainCheck:
         return [learner.call(fn, c["system"], c["baseline"]) for c in inputs["cases"]]
 
     def compare(self, inputs: dict, outputs: list) -> None:
-        from tutorlib.llm.rag import mean_se, paired_gain
+        from tutorlib.llm.metrics import mean_se, paired_gain
 
         for c, got in zip(inputs["cases"], outputs):
             n = len(c["system"])
