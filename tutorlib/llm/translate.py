@@ -29,6 +29,9 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
+
+from tutorlib.train import Trainer
 
 __all__ = ["NOUNS", "HELD_OUT_PAIRS", "parallel_sentences", "LEXICON", "dictionary_translate", "WordVocab", "Seq2SeqTranslator",
            "DecoderOnlyTranslator", "train_translator", "translate", "chrf", "bleu"]
@@ -281,7 +284,9 @@ def _tensors(pairs: Sequence[tuple[str, str]], vocab: WordVocab) -> tuple[torch.
 
 def train_translator(model: nn.Module, pairs: Sequence[tuple[str, str]], vocab: WordVocab, *, epochs: int = 10,
                      lr: float = 2e-3, batch_size: int = 64, seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
-    """Train either translator with AdamW (linear decay to 0); returns each epoch's mean loss.
+    """Train either translator with AdamW (weight decay 0.01, learning rate decaying linearly to 0, gradient norm
+    clipped at 1.0) on the course's :class:`~tutorlib.train.Trainer`; returns each epoch's mean loss. ``seed``
+    fixes the batch order and the dropout.
 
     >>> pairs = parallel_sentences(32)
     >>> vocab = WordVocab([s for p in pairs for s in p])
@@ -292,32 +297,23 @@ def train_translator(model: nn.Module, pairs: Sequence[tuple[str, str]], vocab: 
     """
     if not pairs:
         raise ValueError("no sentence pairs to train on: pass a non-empty list of (source, target) strings")
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    src, tgt = _tensors(pairs, vocab)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps = epochs * math.ceil(len(pairs) / batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(pairs), generator=g)
-        total, count = 0.0, 0
-        for i in range(0, len(pairs), batch_size):
-            rows = order[i:i + batch_size]
-            s, t = src[rows], tgt[rows]
-            s = s[:, :int((s != WordVocab.PAD).sum(1).max())]
-            t = t[:, :int((t != WordVocab.PAD).sum(1).max())]
-            loss = model.loss(s.to(device), t.to(device))
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total, count = total + loss.item(), count + 1
-        losses.append(total / count)
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(seed)  # dropout
+    trainer = Trainer(model, lr=lr, weight_decay=0.01, device=device, batch_size=batch_size, seed=seed,
+                      clip_grad_norm=1.0, collate_fn=_trimmed_pairs,
+                      step_fn=lambda t, batch: {"loss": t.unwrapped_model.loss(*batch)},
+                      scheduler=lambda opt, total: get_linear_schedule_with_warmup(opt, 0, total),
+                      progress=False, log=False)
+    losses = trainer.fit(TensorDataset(*_tensors(pairs, vocab)), epochs=epochs)["train_loss"]
     model.eval()
     return losses
+
+
+def _trimmed_pairs(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate ``(source, target)`` rows into two batches, each cut to its longest row (padding columns dropped)."""
+    src, tgt = (torch.stack(column) for column in zip(*items))
+    return src[:, :int((src != WordVocab.PAD).sum(1).max())], tgt[:, :int((tgt != WordVocab.PAD).sum(1).max())]
 
 
 def translate(model: nn.Module, sentences: Sequence[str], vocab: WordVocab, batch_size: int = 128,

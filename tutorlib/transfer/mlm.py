@@ -21,8 +21,11 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
-__all__ = ["CompactVocab", "mask_tokens", "tiny_bert", "mlm_batches", "train_mlm", "masked_accuracy",
+from tutorlib.train import Trainer
+
+__all__ = ["CompactVocab", "mask_tokens", "tiny_bert", "mlm_collate", "train_mlm", "masked_accuracy",
            "unigram_accuracy", "MeanPoolClassifier", "fit_classifier", "classifier_accuracy"]
 
 
@@ -123,19 +126,37 @@ def tiny_bert(vocab_size: int, hidden: int = 128, layers: int = 2, heads: int = 
     return BertForMaskedLM(config)
 
 
-def mlm_batches(ids: torch.Tensor, batch_size: int, generator: torch.Generator):
-    """Shuffled row batches of ``ids`` with their padding columns trimmed."""
-    order = torch.randperm(len(ids), generator=generator)
-    for i in range(0, len(ids), batch_size):
-        batch = ids[order[i:i + batch_size]]
-        width = int((batch != CompactVocab.PAD).sum(1).max())
-        yield batch[:, :width]
+def _stack_trimmed(items: Sequence[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Stack ``TensorDataset`` items ``(row, *rest)`` column by column and cut the rows' padding columns."""
+    rows, *rest = (torch.stack(column) for column in zip(*items))
+    return (rows[:, :int((rows != CompactVocab.PAD).sum(1).max())], *rest)
+
+
+def mlm_collate(vocab_size: int, generator: torch.Generator | None = None):
+    """A collate function for the :class:`~tutorlib.train.Trainer` over ``TensorDataset(ids)``: stacks the rows,
+    trims the padding columns and applies fresh BERT masking (:func:`mask_tokens`, drawing from
+    ``generator``), giving ``input_ids``, ``attention_mask`` and ``labels``.
+
+    >>> collate = mlm_collate(30, torch.Generator().manual_seed(0))
+    >>> b = collate([(torch.tensor([2, 5, 6, 3, 0]),), (torch.tensor([2, 7, 3, 0, 0]),)])
+    >>> tuple(b["input_ids"].shape), b["attention_mask"].tolist()
+    ((2, 4), [[True, True, True, True], [True, True, True, False]])
+    """
+
+    def collate(items: Sequence[tuple[torch.Tensor]]) -> dict[str, torch.Tensor]:
+        (batch,) = _stack_trimmed(items)
+        inputs, labels = mask_tokens(batch, CompactVocab.MASK, vocab_size, generator=generator)
+        return {"input_ids": inputs, "attention_mask": batch != CompactVocab.PAD, "labels": labels}
+
+    return collate
 
 
 def train_mlm(model: nn.Module, ids: torch.Tensor, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
               seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
     """Pre-train ``model`` (a ``BertForMaskedLM``) on the token rows ``ids`` (from :meth:`CompactVocab.encode`)
-    with fresh BERT masking every epoch; returns each epoch's mean masked-token loss.
+    with fresh BERT masking of every batch (:func:`mlm_collate`); returns each epoch's mean masked-token loss.
+    AdamW (weight decay 0.01) on the course's :class:`~tutorlib.train.Trainer`; ``seed`` fixes the batch
+    order and the masking.
 
     >>> m = tiny_bert(30, hidden=16, layers=1, heads=2, intermediate=32)
     >>> ids = torch.tensor([[2] + [5, 6, 7, 8] * 3 + [3]] * 32)
@@ -143,22 +164,11 @@ def train_mlm(model: nn.Module, ids: torch.Tensor, *, epochs: int = 10, lr: floa
     >>> len(losses), losses[-1] < losses[0]
     (5, True)
     """
-    g = torch.Generator().manual_seed(seed)
-    vocab_size = model.config.vocab_size
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    losses = []
-    for _ in range(epochs):
-        total, count = 0.0, 0
-        for batch in mlm_batches(ids, batch_size, g):
-            inputs, labels = mask_tokens(batch, CompactVocab.MASK, vocab_size, generator=g)
-            out = model(input_ids=inputs.to(device), attention_mask=(batch != CompactVocab.PAD).to(device),
-                        labels=labels.to(device))
-            opt.zero_grad()
-            out.loss.backward()
-            opt.step()
-            total, count = total + out.loss.item(), count + 1
-        losses.append(total / count)
+    collate = mlm_collate(model.config.vocab_size, torch.Generator().manual_seed(seed))
+    trainer = Trainer(model, lr=lr, weight_decay=0.01, device=device, batch_size=batch_size, seed=seed,
+                      collate_fn=collate, step_fn=lambda t, batch: {"loss": t.model(**batch).loss},
+                      progress=False, log=False)
+    losses = trainer.fit(TensorDataset(ids), epochs=epochs)["train_loss"]
     model.eval()
     return losses
 
@@ -225,7 +235,8 @@ class MeanPoolClassifier(nn.Module):
 
 def fit_classifier(model: nn.Module, ids: torch.Tensor, labels: Sequence[int], *, epochs: int = 5, lr: float = 1e-3,
                    batch_size: int = 32, seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
-    """Train a :class:`MeanPoolClassifier` on token rows ``ids`` and their ``labels`` (cross-entropy, AdamW);
+    """Train a :class:`MeanPoolClassifier` on token rows ``ids`` and their ``labels`` (cross-entropy, AdamW with
+    weight decay 0.01, on the course's :class:`~tutorlib.train.Trainer`; ``seed`` fixes the batch order);
     returns each epoch's mean loss.
 
     >>> m = MeanPoolClassifier(tiny_bert(30, hidden=16, layers=1, heads=2, intermediate=32).bert, 2)
@@ -237,23 +248,9 @@ def fit_classifier(model: nn.Module, ids: torch.Tensor, labels: Sequence[int], *
     y = torch.as_tensor(list(labels))
     if len(y) != len(ids):
         raise ValueError(f"got {len(ids)} rows of ids but {len(y)} labels: pass one label per row")
-    g = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(ids), generator=g)
-        total, count = 0.0, 0
-        for i in range(0, len(ids), batch_size):
-            rows = order[i:i + batch_size]
-            batch = ids[rows]
-            batch = batch[:, :int((batch != CompactVocab.PAD).sum(1).max())]
-            loss = nn.functional.cross_entropy(model(batch.to(device)), y[rows].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, count = total + loss.item(), count + 1
-        losses.append(total / count)
+    trainer = Trainer(model, lr=lr, weight_decay=0.01, device=device, batch_size=batch_size, seed=seed,
+                      collate_fn=_stack_trimmed, progress=False, log=False)
+    losses = trainer.fit(TensorDataset(ids, y), epochs=epochs)["train_loss"]
     model.eval()
     return losses
 

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from tutorlib.train import Trainer
+
 __all__ = ["NER_TAGS", "NerSentence", "ner_sentences", "bio_spans", "entity_f1", "Gazetteer", "TokenClassifier",
            "align_labels", "ner_collate", "train_tagger", "predict_tags"]
 
@@ -263,7 +265,8 @@ def ner_collate(tokenizer: Any, max_length: int = 64):
 def train_tagger(model: nn.Module, sentences: Sequence[NerSentence], collate, *, epochs: int = 3, lr: float = 5e-5,
                  batch_size: int = 16, seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
     """Fine-tune ``model`` (a :class:`TokenClassifier`) with token-level cross-entropy; returns the mean loss of
-    each epoch. AdamW with a linear decay of the learning rate to 0.
+    each epoch. AdamW (weight decay 0.01) with a linear decay of the learning rate to 0, on the course's
+    :class:`~tutorlib.train.Trainer` (batches shuffled with ``seed``).
 
     >>> from transformers import BertConfig, BertModel
     >>> from tutorlib.models import load_tokenizer
@@ -276,28 +279,23 @@ def train_tagger(model: nn.Module, sentences: Sequence[NerSentence], collate, *,
     """
     if not sentences:
         raise ValueError("no training sentences: pass a non-empty list of NerSentence")
-    g = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps = epochs * ((len(sentences) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(sentences), generator=g).tolist()
-        total, count = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            batch = collate([sentences[j] for j in order[i:i + batch_size]])
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].to(device).flatten(),
-                                               ignore_index=-100)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, count = total + loss.item(), count + 1
-        losses.append(total / count)
+    from transformers import get_linear_schedule_with_warmup
+
+    trainer = Trainer(model, lr=lr, weight_decay=0.01, device=device, batch_size=batch_size, seed=seed,
+                      collate_fn=collate, step_fn=_tagger_step,
+                      scheduler=lambda opt, total: get_linear_schedule_with_warmup(opt, 0, total),
+                      progress=False, log=False)
+    losses = trainer.fit(list(sentences), epochs=epochs)["train_loss"]
     model.eval()
     return losses
+
+
+def _tagger_step(trainer: Trainer, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``step_fn``: token-level cross-entropy; sub-word pieces and special tokens (label -100) do not count.
+    The batch's ``word_ids`` (for :func:`predict_tags`) are not needed here."""
+    logits = trainer.model(batch["input_ids"], batch["attention_mask"])
+    loss = nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+    return {"loss": loss}
 
 
 @torch.no_grad()
