@@ -27,8 +27,11 @@ def test_lesson_12_runs_in_smoke_mode():
     # five verbatim answers with and without retrieval
     assert text.count("   no retrieval: ") == text.count("   retrieved   : ") >= 1
     # injection, support, summarization, JSON, judge all measured
-    for name in ("plain prompt", "defended prompt", "filtered passages"):
-        assert re.search(rf"{name}\s+injection success\s+[\d.]+ %", text)
+    for attack in ("instruction", "fake answer"):
+        for name in ("plain prompt", "defended prompt", "filtered passages"):
+            assert re.search(rf"{attack}\s+{name}\s+hijacked\s+[\d.]+ %", text)
+    assert "caught by the filter" in text
+    assert any(verdict in markdown for verdict in ("(it hurt", "(no effect", "(it even helped"))  # the distractor's verdict
     assert re.search(r"unsupported answers, retrieved \(k=\d\)\s+: [\d.]+ %", text)
     assert "ROUGE-L F1" in text and "field accuracy" in text and "agreement" in text and "bits per byte" in text
     assert "| what | measured here |" in markdown
