@@ -11,6 +11,7 @@ importable, the comparison runs in a subprocess of that interpreter. It is skipp
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -141,3 +142,16 @@ def test_bad_pairs_and_shapes_get_clear_errors(folder):
         dpo_loss(torch.zeros(2), torch.zeros(3), torch.zeros(2), torch.zeros(2))
     with pytest.raises(ValueError, match="add a batch dimension"):
         sequence_logprobs(None, torch.zeros(3, dtype=torch.long), None, torch.zeros(3, dtype=torch.long))
+
+
+def test_nll_weight_adds_the_chosen_answers_nll_per_token(folder):
+    policy, _, tok = _models(folder)
+    examples = [preference_example(tok, p, c, r, system="Be brief.") for p, c, r in PAIRS]
+    reference = reference_logprobs(policy, examples, batch_size=4)
+    n_tokens = sum(sum(y != -100 for y in ex["chosen"]["labels"][1:]) for ex in examples)
+    expected = math.log(2) + 0.5 * float(-reference[:, 0].sum() / n_tokens)  # policy = reference: DPO gives ln 2
+    history = dpo_train(policy, examples, epochs=1, lr=1e-3, batch_size=4, reference=reference, nll_weight=0.5,
+                        progress=False, log=False)
+    assert history.steps[0]["loss"] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="nll_weight"):
+        dpo_train(policy, examples, nll_weight=-1.0, reference=reference, progress=False, log=False)

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
+from tutorlib.models.llm import cache_argument
+
 __all__ = ["STRING", "extraction_schema", "allowed_next_tokens", "JsonConstrainer", "constrained_answers"]
 
 #: The spec of a free string field (any text without a quote or a newline).
@@ -109,7 +111,7 @@ class JsonConstrainer:
         past, values = None, {}
 
         pending: list[int] = []  # tokens fixed but not yet fed: fed together once their scores are needed
-        key_name = _cache_argument(model)
+        key_name = cache_argument(model)
 
         def feed(ids: list[int]) -> torch.Tensor:
             nonlocal past
@@ -145,14 +147,6 @@ class JsonConstrainer:
                     pending.append(nxt)
                 values[key] = self.values[key][tuple(prefix)]
         return json.dumps({k: values[k] for k, _ in self.schema})
-
-
-def _cache_argument(model: Any) -> str:
-    """``'cache'`` in newer ``transformers`` (``past_key_values`` is deprecated there), else ``'past_key_values'``."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
 def constrained_answers(model: Any, tokenizer: Any, message_lists: Sequence[Sequence[dict[str, str]]],

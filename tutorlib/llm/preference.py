@@ -209,7 +209,7 @@ class _RewardLog:
 
 def dpo_train(model: Any, examples: Sequence[dict[str, Any]], *, beta: float = 0.1, epochs: int = 1, lr: float = 5e-4,
               batch_size: int = 4, seed: int = 0, reference: "torch.Tensor | None" = None, pad_id: int = 0,
-              val_examples: Sequence[dict[str, Any]] | None = None, progress: bool = True,
+              val_examples: Sequence[dict[str, Any]] | None = None, progress: bool = True, nll_weight: float = 0.0,
               **trainer_kwargs: Any) -> Any:
     """Train ``model`` with DPO on :func:`preference_example` pairs through :class:`tutorlib.train.Trainer`;
     returns its ``History`` (per step: ``loss``, ``rewards/chosen``, ``rewards/rejected``,
@@ -218,6 +218,12 @@ def dpo_train(model: Any, examples: Sequence[dict[str, Any]], *, beta: float = 0
     The reference is ``model`` as it is now (e.g. after SFT): its log-probs are computed once
     (:func:`reference_logprobs`) unless ``reference`` gives them. Only parameters with ``requires_grad``
     train: add LoRA first with :func:`tutorlib.llm.sft.add_lora`. ``trainer_kwargs`` go to the ``Trainer``.
+
+    ``nll_weight`` α adds α times the chosen answers' negative log-likelihood per token to the loss (the
+    "RPO" loss of Pang et al. 2024, ``rpo_alpha`` in ``trl``): plain DPO only needs the chosen answer to gain
+    *relative* to the rejected one and can lower both, which on a model's own mistakes can move its greedy
+    answer somewhere worse than either; the NLL term keeps the chosen answer likely. The logged ``loss`` then
+    includes that term.
 
     >>> import torch
     >>> from transformers import LlamaConfig, LlamaForCausalLM
@@ -235,6 +241,8 @@ def dpo_train(model: Any, examples: Sequence[dict[str, Any]], *, beta: float = 0
 
     if not examples:
         raise ValueError("no preference pairs to train on")
+    if nll_weight < 0:
+        raise ValueError(f"nll_weight must be >= 0, got {nll_weight}")
     if reference is None:
         reference = reference_logprobs(model, examples, batch_size=batch_size, pad_id=pad_id)
     if tuple(reference.shape) != (len(examples), 2):
@@ -246,12 +254,16 @@ def dpo_train(model: Any, examples: Sequence[dict[str, Any]], *, beta: float = 0
         logps = sequence_logprobs(trainer.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
         chosen, rejected = logps.chunk(2)
         out = dpo_loss(chosen, rejected, batch["ref_chosen"], batch["ref_rejected"], beta=beta)
+        loss = out.loss
+        if nll_weight:
+            n_tokens = (batch["labels"][:len(chosen), 1:] != IGNORE_INDEX).sum().clamp(min=1)
+            loss = loss + nll_weight * (-chosen.sum() / n_tokens)
         if trainer.model.training:
             rewards.last = {"rewards/chosen": float(out.chosen_rewards.mean()),
                             "rewards/rejected": float(out.rejected_rewards.mean()),
                             "rewards/accuracies": float((out.chosen_rewards > out.rejected_rewards).float().mean()),
                             "rewards/margins": float((out.chosen_rewards - out.rejected_rewards).mean())}
-        return {"loss": out.loss}
+        return {"loss": loss}
 
     val = None
     if val_examples:

@@ -34,6 +34,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from tutorlib.models.llm import cache_argument
+
 __all__ = ["ToolCall", "ToolCallError", "ToolRegistry", "function_schema", "parse_tool_calls", "calculator",
            "TOOL_CHAT_TEMPLATE", "render_chat", "generate_batch", "chat_generator", "AgentResult", "run_agents",
            "run_agent", "arithmetic_questions", "few_shot_messages", "first_number", "answer_is_correct"]
@@ -373,9 +375,10 @@ def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_t
             mask[j, n + width - (len(r) - n):] = 1
         kwargs: dict[str, Any] = {}
         if n >= 8:
-            cache = model(ids[:1, :n].to(dev), use_cache=True).past_key_values
+            key = cache_argument(model)
+            cache = getattr(model(ids[:1, :n].to(dev), use_cache=True), key)
             cache.batch_repeat_interleave(len(rows))
-            kwargs["past_key_values"] = cache
+            kwargs[key] = cache
         out = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens,
                              do_sample=False, pad_token_id=pad, **kwargs)
         outs += [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, ids.shape[1]:]]

@@ -42,7 +42,7 @@ import torch
 
 from tutorlib.atomic import atomic_write_json
 
-__all__ = ["LLM_NAMES", "INSTALL_COMMAND", "LLMNotInstalled", "bundled_gguf", "llm_cache_root", "llm_path",
+__all__ = ["LLM_NAMES", "cache_argument", "INSTALL_COMMAND", "LLMNotInstalled", "bundled_gguf", "llm_cache_root", "llm_path",
            "load_llm", "llm_cache_status", "dequantize_gguf", "model_folder_kind", "resolve_llm", "chat_input_ids"]
 
 #: Names :func:`load_llm` understands besides paths and hub ids, with what each one is.
@@ -520,6 +520,22 @@ def load_llm(name: str | Path = "smollm2", *, dtype: torch.dtype = torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return _finish(model, tokenizer, dtype, device)
+
+
+def cache_argument(model: Any) -> str:
+    """The name under which ``model.forward``/``generate`` take and return the KV cache: ``'cache'`` in newer
+    ``transformers`` (where ``past_key_values`` is deprecated), else ``'past_key_values'``. Works through a
+    ``peft`` wrapper.
+
+    >>> from transformers import LlamaConfig, LlamaForCausalLM
+    >>> cache_argument(LlamaForCausalLM(LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8,
+    ...     num_hidden_layers=1, num_attention_heads=2))) in ("cache", "past_key_values")
+    True
+    """
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
 def chat_input_ids(tokenizer: Any, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> torch.Tensor:
