@@ -30,6 +30,7 @@ def test_lesson_11_runs_in_smoke_mode():
     # DPO: preference accuracy on pairs whose chosen answer is not shorter, lengths and task accuracy before/after
     assert re.search(r"held-out preference accuracy \(chosen not shorter\): \d+% before DPO, \d+% after", text)
     assert re.search(r"answer length: [\d.]+ tokens after SFT, [\d.]+ after DPO", text)
+    assert re.search(r"log-prob margin of the chosen answer: [-\d.]+ nats before DPO, [-\d.]+ after \([+-][\d.]+ ± [\d.]+, [-\d.]+ paired SE\)", text)
     assert re.search(r"task accuracy: [\d.]+ after SFT, [\d.]+ after DPO \(difference [+-][\d.]+ ± [\d.]+\)", text)
     n_eval = int(m.group(4))
     assert text.count("  after SFT: ") == min(5, n_eval) and text.count("  after DPO: ") == min(5, n_eval)
