@@ -506,7 +506,7 @@ _TEMPLATES = [("What is {a} times {b}?", "{a} * {b}", operator.mul),
 
 
 def arithmetic_questions(n: int = 36, seed: int = 0) -> list[dict[str, Any]]:
-    """Course-written arithmetic word questions with exact answers (products of 2- and 3-digit numbers, sums and
+    """Course-written arithmetic word questions with exact answers (products of two 2-digit numbers, sums and
     differences of 3- and 4-digit ones): easy for a calculator, hard for a 135M-parameter model.
 
     Each item: ``question``, ``expression`` (what a correct tool call computes) and ``answer`` (an int).
