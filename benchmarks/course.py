@@ -83,14 +83,15 @@ TABLE_HEADER = ["#", "lesson", "what you do", "full mode on CPU: wall (kernel CP
 
 def busy(prov: dict) -> bool:
     """Whether other work shared the CPU during the stored run: a 1-minute load average, at start or end,
-    more than half a core above the kernel's own torch threads.
+    more than a whole core above the kernel's own torch threads (less is the kernel's own helper threads and
+    worker processes, or the previous lesson's load still decaying out of the average).
 
     >>> busy({"threads": 1, "load_start": 0.2, "load_end": 1.1}), busy({"threads": 1, "load_start": 3.8, "load_end": 4.2})
     (False, True)
     """
     threads = prov.get("threads") or 1
     loads = [prov[k] for k in ("load_start", "load_end") if prov.get(k) is not None]
-    return bool(loads) and max(loads) > threads + 0.5
+    return bool(loads) and max(loads) > threads + 1.0
 
 
 def _mem(mib: float | None) -> str:
