@@ -1,6 +1,6 @@
 """Benchmark of lesson 05's targets: int8 speed-up, 50 % pruning with fine-tuning, a distilled student.
 
-Targets (DESIGN §8, issue 6), all on the review test set with the fine-tuned MiniLM as reference:
+The course's targets, all on the review test set with the fine-tuned MiniLM as reference:
 - int8 quantization: ≥ 2× CPU latency speed-up with ≤ 1 point accuracy drop;
 - 50 % (unstructured, encoder Linear layers) sparsity after fine-tuning: ≤ 1 point drop;
 - distilled student: ≥ 95 % of the teacher's accuracy at ≥ 3× its speed.

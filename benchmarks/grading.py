@@ -1,6 +1,6 @@
 """Benchmark the grader: overhead per notebook beyond executing it, and seconds per ``check()``.
 
-Targets (DESIGN §7, issue #3): grader overhead ≤ 5 s per notebook and ≤ 2 s per check on 2 CPU cores.
+The course's targets: grader overhead ≤ 5 s per notebook and ≤ 2 s per check on 2 CPU cores.
 
 * Overhead: the same notebook is run (a) by ``nbclient`` in a fresh kernel, check cells included,
   which is what "executing it" costs a learner, and (b) by ``tutorlib grade``; overhead = (b) − (a),

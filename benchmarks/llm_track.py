@@ -1,6 +1,6 @@
 """Lesson 10's from-scratch decoder on the bundled LLM (SmolLM2-135M-Instruct) against ``transformers``.
 
-Measures (DESIGN targets): float32 logits max abs difference (target <= 1e-4); greedy tokens/s of
+Measures (the course's targets): float32 logits max abs difference (target <= 1e-4); greedy tokens/s of
 ``transformers``' ``generate`` vs ours with the KV cache (target >= 0.9x) and without; one uncached forward vs
 one cached step at several prefix lengths; KV-cache bytes computed vs measured. Methods are timed in
 interleaved rounds (best round reported) so that other load on the machine hits all of them alike.

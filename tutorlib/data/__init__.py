@@ -1,4 +1,4 @@
-"""Every dataset the course uses, offline-first (DESIGN §5): digits, reviews, captioned shapes, a code corpus.
+"""Every dataset the course uses, offline-first: digits, reviews, captioned shapes, a code corpus.
 
 >>> from tutorlib.data import load_digits, load_reviews, ShapesDataset, code_corpus
 """
