@@ -1,6 +1,6 @@
 """Benchmark: ``tutorlib finetune --task causal-lm`` against a plain torch + ``peft`` loop on the bundled SmolLM2.
 
-Both train the same LoRA (r=16, alpha=32 on q/k/v/o, AdamW lr 1e-3, batch 8, one epoch, seed 0) on the
+Both train the same LoRA (r=16, alpha=32 on q/k/v/o, AdamW lr 1e-3, batch 8, one epoch, ``--seed``, default 0) on the
 same tokenised examples: the course's review → JSON extraction set (``tutorlib/data/instruction_sets``,
 ``--examples N`` training reviews, one short instruction as the prompt, SmolLM2's chat template with a
 one-line system message). The plain loop shuffles and pads each batch to its longest example; the driver
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=400, help="training reviews (at most the set's 400)")
     parser.add_argument("--heldout", type=int, default=120, help="held-out reviews to evaluate on")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--seed", type=int, default=0, help="seed of both runs (LoRA initialisation, batch order)")
     parser.add_argument("--out", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -98,10 +99,10 @@ def main() -> None:
           flush=True)
 
     # 1. the plain loop (and the untuned model's held-out scores, measured on the same base weights)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     untuned = evaluate_sft(model, held, batch_size=8, pad_id=pad_id)
-    plain = plain_loop(model, train, pad_id, lr=1e-3, batch_size=8, seed=0)
+    plain = plain_loop(model, train, pad_id, lr=1e-3, batch_size=8, seed=args.seed)
     plain_eval = evaluate_sft(plain.pop("model"), held, batch_size=8, pad_id=pad_id)
     print(f"plain loop: {plain['seconds']:.0f} s ({plain['cpu_seconds']:.0f} s CPU), {plain['tokens_per_s']:.0f} "
           f"tokens/s, {plain['padded_tokens'] / plain['tokens']:.2f}x padding; held-out loss {untuned['loss']:.3f} "
@@ -119,7 +120,7 @@ def main() -> None:
         cpu = time.process_time()
         metrics = finetune(FinetuneConfig(data=write(Path(tmp) / "train.jsonl", train_set), task="causal-lm",
                                           val_data=write(Path(tmp) / "held.jsonl", held_set), system=SYSTEM,
-                                          out=str(Path(tmp) / "run"), progress=False, verbose=False, seed=0))
+                                          out=str(Path(tmp) / "run"), progress=False, verbose=False, seed=args.seed))
         cpu = time.process_time() - cpu
     ours = {"seconds": metrics["seconds"], "cpu_seconds": metrics["cpu_seconds"], "tokens": metrics["trained_tokens"],
             "tokens_per_s": metrics["tokens_per_s"], "cpu_seconds_whole_run": cpu}
