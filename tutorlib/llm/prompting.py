@@ -86,12 +86,14 @@ def chat_prompts(tokenizer: Any, message_lists: Sequence[Sequence[dict[str, str]
 
 @torch.no_grad()
 def generate_answers(model: Any, tokenizer: Any, message_lists: Sequence[Sequence[dict[str, str]]], *,
-                     max_new_tokens: int = 48, batch_size: int = 16, stop: str | None = None) -> list[str]:
+                     max_new_tokens: int = 48, batch_size: int = 16, stop: str | None = None,
+                     progress: bool = False) -> list[str]:
     """Greedy answers to each chat, decoded in batches (left padding + attention mask), special tokens removed.
 
     Generation ends at the end-of-turn token, after ``max_new_tokens``, or once every answer in the batch
     contains ``stop`` (the text after ``stop`` is cut off; e.g. ``stop="}"`` for a JSON object).
     Prompts are sorted by length so each batch pads little; answers come back in the input order.
+    ``progress`` shows a bar over the batches.
 
     >>> from transformers import AutoTokenizer  # doctest: +SKIP
     >>> generate_answers(model, tok, [few_shot_messages("Loved the kettle. 5/5.")])  # doctest: +SKIP
@@ -107,8 +109,13 @@ def generate_answers(model: Any, tokenizer: Any, message_lists: Sequence[Sequenc
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    batches = range(0, len(order), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="answering", leave=False)
     try:
-        for start in range(0, len(order), batch_size):
+        for start in batches:
             idx = order[start:start + batch_size]
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             kwargs: dict[str, Any] = {}

@@ -207,43 +207,23 @@ def clean_answer(text: str) -> str:
     return line[:-1].rstrip() if line.endswith(".") else line
 
 
-@torch.inference_mode()
 def generate_answers(model: Any, tokenizer: Any, conversations: Sequence[list[dict]], max_new_tokens: int = 16,
                      batch_size: int = 8, progress: bool = False) -> list[str]:
     """Greedy replies of a ``transformers`` chat model to each conversation, batched with left padding and an
-    attention mask (the pad token of SmolLM2 is its end-of-turn token, so the mask is what keeps padding out).
+    attention mask (the pad token of SmolLM2 is its end-of-turn token, so the mask is what keeps padding out):
+    :func:`tutorlib.llm.prompting.generate_answers` with this lesson's defaults.
 
     >>> from tutorlib.models import load_llm
     >>> model, tok = load_llm("smollm2")  # doctest: +SKIP
     >>> generate_answers(model, tok, [rag_messages("What is the capital of France?")])  # doctest: +SKIP
     ['The capital of France is Paris.']
     """
-    from tutorlib.models import chat_input_ids
+    from tutorlib.llm.prompting import generate_answers as generate
 
     if tokenizer.pad_token_id is None:
         raise ValueError("the tokenizer has no pad token: set tokenizer.pad_token = tokenizer.eos_token")
-    device = next(model.parameters()).device
-    prompts = [chat_input_ids(tokenizer, c)[0] for c in conversations]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))    # similar lengths share a batch
-    replies: list[str] = [""] * len(prompts)
-    batches = range(0, len(order), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="answering", leave=False)
-    for b in batches:
-        idx = order[b:b + batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]):] = prompts[i]
-            mask[row, width - len(prompts[i]):] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        for row, i in enumerate(idx):
-            replies[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
-    return replies
+    return generate(model, tokenizer, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                    progress=progress)
 
 
 def answer_questions(model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[Sequence[str] | None],
